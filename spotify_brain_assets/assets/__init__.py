@@ -1,0 +1,1 @@
+"""Thin Dagster assets that wire the pure logic to the data root."""

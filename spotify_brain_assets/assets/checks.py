@@ -1,0 +1,45 @@
+"""Data-quality checks on history. Blocking: a bad history would poison everything downstream."""
+
+
+from typing import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from ..plays.schema import HISTORY_COLUMNS, KEY
+from ..plays.sessions import gap_rule_violations
+from ..plays.store import load_history
+from ..resources import DataStore
+from ..storage.files import read_parquet
+from .history import SessionConfig, history
+
+HISTORY_CHECKS = ["no_duplicates", "no_nulls", "sorted_by_played_at", "sessions_follow_gap_rule", "no_play_lost"]
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=history, blocking=True) for name in HISTORY_CHECKS]
+)
+def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
+    paths = store.paths
+    df = load_history(paths)
+    if df is None:
+        df = pd.DataFrame(columns=HISTORY_COLUMNS)
+    dupes = int(df.duplicated(KEY).sum())
+    yield dg.AssetCheckResult(check_name="no_duplicates", passed=dupes == 0, metadata={"duplicates": dupes})
+    raw = read_parquet(paths.history) if paths.history.exists() else df
+    nulls = raw.isna().sum()
+    yield dg.AssetCheckResult(
+        check_name="no_nulls",
+        passed=int(nulls.sum()) == 0,
+        metadata={"nulls": int(nulls.sum()), "columns_with_nulls": ", ".join(nulls[nulls > 0].index) or "none"},
+    )
+    yield dg.AssetCheckResult(check_name="sorted_by_played_at", passed=bool(df["played_at"].is_monotonic_increasing))
+    violations = gap_rule_violations(df, SessionConfig().gap_minutes)
+    yield dg.AssetCheckResult(check_name="sessions_follow_gap_rule", passed=violations == 0, metadata={"violations": violations})
+    lost = 0
+    if paths.history_previous.exists():
+        before = read_parquet(paths.history_previous, KEY)[KEY]
+        before["played_at"] = pd.to_datetime(before["played_at"], utc=True).dt.as_unit("ms")
+        kept = before.merge(df[KEY], on=KEY, how="left", indicator=True)
+        lost = int((kept["_merge"] == "left_only").sum())
+    yield dg.AssetCheckResult(check_name="no_play_lost", passed=lost == 0, metadata={"plays_lost": lost})

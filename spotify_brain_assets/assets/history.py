@@ -1,0 +1,116 @@
+"""`plays` (merged, sessionized) and `history` (plays with their observed mood cluster)."""
+
+
+import dagster as dg
+import pandas as pd
+
+from ..ml.assign import load_centroids, nearest_cluster
+from ..plays.merge import merge_plays
+from ..plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform
+from ..plays.sessions import DEFAULT_GAP_MINUTES
+from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_file, read_ledger
+from ..resources import DataStore
+from ..storage.files import keep_previous, parquet_metadata, write_json, write_parquet, writer_lock
+from .common import INGESTION_PARTITIONS, WRITER_POOL, is_demo, md_table
+from .ingestion import ingestions
+
+CLUSTERS_FINGERPRINT = "spotify_brain.mood_clusters"
+
+
+class SessionConfig(dg.Config):
+    gap_minutes: int = DEFAULT_GAP_MINUTES  # a longer pause than this starts a new listening session
+
+
+@dg.asset(deps=[ingestions], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
+def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataStore) -> dg.MaterializeResult:
+    """Every play with complete audio features, sessionized: `plays.parquet`, the layer under history.
+
+    Merges only the ingestion files it has not merged yet (a ledger records each file's version).
+    A predecessor's `history.parquet` found in an empty data root is adopted as is, and its
+    ingestion files become partitions of `ingestions`.
+    """
+    paths = store.paths
+    with writer_lock(paths.lock):
+        current, adopted = load_plays(paths)
+        ledger = read_ledger(paths)
+        files = paths.ingestion_files()
+        if adopted:  # the predecessor's ingestion files are already in its history
+            ledger = {key: fingerprint(path) for key, path in files.items()}
+        todo = {key: path for key, path in files.items() if ledger.get(key) != fingerprint(path)}
+        incoming = [read_ingestion_file(path) for path in todo.values()]
+        merged, added = merge_plays(current, pd.concat(incoming) if incoming else current.iloc[:0], config.gap_minutes)
+        write_parquet(merged, paths.plays)
+        ledger.update({key: fingerprint(path) for key, path in todo.items()})
+        write_json({"merged": dict(sorted(ledger.items()))}, paths.plays_ledger)
+
+    known_partitions = set(context.instance.get_dynamic_partitions(INGESTION_PARTITIONS.name))
+    unregistered = sorted(set(files) - known_partitions)
+    if unregistered:
+        context.instance.add_dynamic_partitions(INGESTION_PARTITIONS.name, unregistered)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(merged),
+            "added": len(added),
+            "files_merged": len(todo),
+            "sessions": int(merged["session_id"].nunique()),
+            "adopted_predecessor_history": adopted,
+            "partitions_registered": len(unregistered),
+            "demo_data": is_demo(merged["origin"]),
+            "path": dg.MetadataValue.path(str(paths.plays)),
+        }
+    )
+
+
+def assign_moods(plays_df: pd.DataFrame, previous: pd.DataFrame | None, centroids: pd.DataFrame | None, refit: bool) -> pd.DataFrame:
+    """Plays with `mood_cluster_id`: kept from `previous` unless the clusters were refitted; new plays
+    go to the nearest existing centroid; -1 while no clusters exist yet."""
+    out = plays_df.copy()
+    out["mood_cluster_id"] = UNASSIGNED_MOOD
+    if previous is not None and not refit and len(previous):
+        kept = out[KEY].merge(previous[KEY + ["mood_cluster_id"]], on=KEY, how="left")["mood_cluster_id"]
+        out["mood_cluster_id"] = kept.fillna(UNASSIGNED_MOOD).to_numpy()
+    if centroids is not None:
+        todo = out["mood_cluster_id"].to_numpy() == UNASSIGNED_MOOD
+        out.loc[todo, "mood_cluster_id"] = nearest_cluster(out[todo], centroids)
+    return conform(out, HISTORY_COLUMNS)
+
+
+@dg.asset(deps=[plays], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
+def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
+    """The one clean history: every play with features, its session and its observed mood cluster.
+
+    `history.parquet`, the predecessor's format. When the mood clusters were refitted since the last
+    write (full_retrain), every play is reassigned; otherwise only new plays are, to the nearest
+    existing centroid (update). `mood_cluster_id` is always observed, never a prediction.
+    """
+    paths = store.paths
+    with writer_lock(paths.lock):
+        plays_df, _ = load_plays(paths)
+        previous = load_history(paths)
+        loaded = load_centroids(paths.mood_clusters)
+        centroids, clusters_fp = loaded if loaded else (None, "none")
+        previous_fp = parquet_metadata(paths.history).get(CLUSTERS_FINGERPRINT) if previous is not None else None
+        refit = previous_fp is not None and previous_fp != clusters_fp
+        out = assign_moods(plays_df, previous, centroids, refit)
+        keep_previous(paths.history, paths.history_previous)
+        write_parquet(out, paths.history, {CLUSTERS_FINGERPRINT: clusters_fp})
+
+    added = len(out) - (len(previous) if previous is not None else 0)
+    unassigned = int((out["mood_cluster_id"] == UNASSIGNED_MOOD).sum())
+    if centroids is None:
+        context.log.warning("no mood clusters yet: plays carry mood_cluster_id -1 until full_retrain fits them")
+    per_cluster = out["mood_cluster_id"].value_counts().rename_axis("mood_cluster_id").reset_index(name="plays")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(out),
+            "added": added,
+            "sessions": int(out["session_id"].nunique()),
+            "first_play": str(out["played_at"].min()) if len(out) else "none",
+            "last_play": str(out["played_at"].max()) if len(out) else "none",
+            "reassigned_all_moods": refit,
+            "unassigned_moods": unassigned,
+            "demo_data": is_demo(out["origin"]),
+            "plays_per_mood": md_table(per_cluster.sort_values("mood_cluster_id")),
+            "path": dg.MetadataValue.path(str(paths.history)),
+        }
+    )

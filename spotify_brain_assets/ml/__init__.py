@@ -1,0 +1,1 @@
+"""Mood clusters, datasets, classifiers, evaluation and drift: pure functions over DataFrames."""

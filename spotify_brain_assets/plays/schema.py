@@ -1,0 +1,50 @@
+"""Column contracts shared by ingestion files, plays.parquet and history.parquet (the predecessor's)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+AUDIO_FEATURES = ["valence", "energy", "danceability", "acousticness", "instrumentalness", "tempo"]
+#: The six inputs of the mood clusters: tempo enters normalized.
+CLUSTER_FEATURES = ["valence", "energy", "danceability", "acousticness", "instrumentalness", "tempo_norm"]
+METADATA_COLUMNS = ["track_id", "played_at", "track_name", "artist_name"]
+#: An ingestion file's columns, in the predecessor's order, plus `origin` (where the play came from).
+PLAY_COLUMNS = METADATA_COLUMNS + AUDIO_FEATURES + ["tempo_norm", "image_url", "origin"]
+SESSIONIZED_COLUMNS = PLAY_COLUMNS + ["session_id"]
+HISTORY_COLUMNS = SESSIONIZED_COLUMNS + ["mood_cluster_id"]
+KEY = ["track_id", "played_at"]
+
+#: Origins a play can have. The API and the demo listener feed ingestion partitions; the others join
+#: through their own doors (adoption, the export import).
+ORIGINS = ("spotify", "demo", "demo-backfill", "predecessor", "export")
+UNASSIGNED_MOOD = -1
+
+_STRING_COLUMNS = ["track_id", "track_name", "artist_name", "image_url", "origin"]
+
+
+def tempo_norm(tempo: pd.Series) -> pd.Series:
+    return (tempo / 250.0).clip(upper=1.0)
+
+
+def conform(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Select `columns` in order with canonical dtypes (UTC ms timestamps, float features, int ids)."""
+    out = df.reindex(columns=columns).copy()
+    out["played_at"] = pd.to_datetime(out["played_at"], utc=True).dt.as_unit("ms")
+    for col in _STRING_COLUMNS:
+        if col in out:
+            out[col] = out[col].astype("string")
+    for col in AUDIO_FEATURES + ["tempo_norm"]:
+        if col in out:
+            out[col] = out[col].astype("float64")
+    for col in ("session_id", "mood_cluster_id"):
+        if col in out:
+            out[col] = out[col].astype("int64")
+    return out.reset_index(drop=True)
+
+
+def empty(columns: list[str]) -> pd.DataFrame:
+    return conform(pd.DataFrame(columns=columns), columns)
+
+
+def has_features(df: pd.DataFrame) -> pd.Series:
+    return df[AUDIO_FEATURES].notna().all(axis=1)

@@ -1,0 +1,1 @@
+"""Where plays and audio features come from: Spotify + ReccoBeats, or the built-in demo listener."""

@@ -1,0 +1,25 @@
+"""What every listening source provides, in the APIs' own shapes (shared/docs/external-apis.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+class SourceUnavailable(RuntimeError):
+    """The source cannot serve this run (e.g. a spent quota): skip the run cleanly, store nothing."""
+
+
+@runtime_checkable
+class ListeningSource(Protocol):
+    #: the `origin` recorded on each play this source provides ("spotify" or "demo")
+    origin: str
+
+    def recently_played(self, after: datetime | None) -> list[dict[str, Any]]:
+        """Recently-played items (Spotify's PlayHistory objects) played after `after`, any order."""
+
+    def audio_features(self, track_ids: list[str]) -> list[dict[str, Any]]:
+        """ReccoBeats audio-feature items for up to 40 Spotify ids; unknown ids are simply absent."""
+
+    def backfill(self, before: datetime) -> list[dict[str, Any]]:
+        """Earlier plays a fresh data root may start from ([] where the source has none)."""

@@ -1,0 +1,117 @@
+"""Atomic writes and the writer lock.
+
+Every file under the data root is written to a temporary file in the same folder and renamed over
+the target, so a crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class CorruptFileError(RuntimeError):
+    """A file under the data root cannot be read as what it should be."""
+
+
+@contextlib.contextmanager
+def _atomic_target(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(df: pd.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    with _atomic_target(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path: Path, required: list[str] | None = None) -> pd.DataFrame:
+    """Read a parquet file we wrote (or the predecessor did), naming the file when it is not one."""
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for foreign or truncated files
+        raise CorruptFileError(f"{path} is not a readable parquet file ({exc})") from exc
+    missing = [c for c in (required or []) if c not in df.columns]
+    if missing:
+        raise CorruptFileError(f"{path} lacks the columns {missing}; it was not written by Spotify Brain")
+    return df
+
+
+def parquet_metadata(path: Path) -> dict[str, str]:
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"pandas")}
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Strict JSON (NaN and infinities become null), stable key order, written atomically."""
+    text = json.dumps(_strict(obj), indent=2, allow_nan=False, default=str)
+    with _atomic_target(path) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(f"{path} is not readable JSON ({exc})") from exc
+
+
+def keep_previous(path: Path, previous: Path) -> None:
+    """Keep the current version of `path` as `previous` (a hard link when it can: no copy)."""
+    if not path.exists():
+        return
+    tmp = previous.with_name(f".{previous.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, tmp)
+    os.replace(tmp, previous)
+
+
+@contextlib.contextmanager
+def writer_lock(lock_path: Path) -> Iterator[None]:
+    """Serialize writers of the data root across processes (Dagster runs, CLI runs, imports)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,110 @@
+"""The data root's layout. File names here are contracts: users, tests and later stages rely on them."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR_ENV = "SPOTIFY_BRAIN_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+INGESTION_KEY_RE = re.compile(r"^\d{8}_\d{6}$")
+INGESTION_FILE_RE = re.compile(r"^ingestion_(\d{8}_\d{6})\.parquet$")
+
+
+def data_root_from_env() -> str:
+    return os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike) -> "DataPaths":
+        return cls(Path(root).expanduser().resolve())
+
+    # the predecessor's names
+    @property
+    def ingestions(self) -> Path:
+        return self.root / "ingestions"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.parquet"
+
+    @property
+    def processed(self) -> Path:
+        return self.root / "processed"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+    # ours
+    @property
+    def plays(self) -> Path:
+        """Merged, sessionized plays without mood clusters: the layer under history."""
+        return self.root / "plays.parquet"
+
+    @property
+    def plays_ledger(self) -> Path:
+        """Which ingestion files (and which version of each) `plays` has merged."""
+        return self.root / "plays_ledger.json"
+
+    @property
+    def history_previous(self) -> Path:
+        """The history before its latest materialization, for the "no play lost" check."""
+        return self.root / "history.previous.parquet"
+
+    @property
+    def pending_features(self) -> Path:
+        """Plays waiting for audio features; retried by later ingestions."""
+        return self.root / "pending_features.parquet"
+
+    @property
+    def unavailable_features(self) -> Path:
+        """Plays whose audio features never arrived: recorded, never silently dropped."""
+        return self.root / "unavailable_features.parquet"
+
+    @property
+    def features_cache(self) -> Path:
+        """Audio features by track id, so that no track is fetched twice."""
+        return self.root / "cache" / "audio_features.parquet"
+
+    @property
+    def mood_clusters(self) -> Path:
+        return self.models / "mood_clusters.json"
+
+    @property
+    def imports(self) -> Path:
+        return self.root / "imports"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".writer.lock"
+
+    def ingestion_file(self, key: str) -> Path:
+        if not INGESTION_KEY_RE.match(key):
+            raise ValueError(f"ingestion partition key {key!r} is not of the form YYYYMMDD_HHMMSS")
+        return self.ingestions / f"ingestion_{key}.parquet"
+
+    def ingestion_files(self) -> dict[str, Path]:
+        """Ingestion files on disk by partition key, in key (= time) order."""
+        if not self.ingestions.is_dir():
+            return {}
+        found = {}
+        for entry in os.scandir(self.ingestions):
+            match = INGESTION_FILE_RE.match(entry.name)
+            if match and entry.is_file():
+                found[match.group(1)] = Path(entry.path)
+        return dict(sorted(found.items()))
