@@ -1,19 +1,19 @@
 """The code location: `dagster dev` (workspace.yaml) and `-m spotify_brain_assets` both load `defs`."""
 
-
 import dagster as dg
 
-from .assets.checks import history_checks
-from .assets.history import history, plays
-from .assets.ingestion import ingestions
+from .assets import checks, history, ingestion
 from .automation import full_retrain_job, full_retrain_schedule, ingestion_slot_sensor, update_job
 from .resources import listening_source_from_env, store_from_env
+
+#: every module holding assets or asset checks; a new layer adds its module here
+ASSET_MODULES = [ingestion, history, checks]
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[ingestions, plays, history],
-        asset_checks=[history_checks],
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[update_job, full_retrain_job],
         sensors=[ingestion_slot_sensor],
         schedules=[full_retrain_schedule],

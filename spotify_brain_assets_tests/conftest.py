@@ -1,0 +1,55 @@
+"""Shared fixtures: a fresh data root, an instance, and a way to run a slice of the graph."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from spotify_brain_assets.definitions import defs
+from spotify_brain_assets.resources import DataStore, DemoListenerResource
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TIMEZONE = "Europe/Stockholm"
+
+
+@pytest.fixture
+def data_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def store_for(root: Path, timezone: str = TIMEZONE) -> DataStore:
+    return DataStore(root=str(root), timezone=timezone)
+
+
+def demo_at(clock: str, seed: int = 7) -> DemoListenerResource:
+    return DemoListenerResource(clock=clock, seed=seed)
+
+
+def run_job(job_name: str, instance, root: Path, source, partition_key: str | None = None, run_config=None):
+    """Execute one of the real jobs with test resources; returns the ExecuteInProcessResult."""
+    if partition_key:
+        instance.add_dynamic_partitions("ingestions", [partition_key])
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        run_config=run_config,
+        resources={"store": store_for(root), "listening_source": source},
+    )
+
+
+def materializations(result) -> dict[str, dict]:
+    """Asset key → metadata values of the run's materializations."""
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
