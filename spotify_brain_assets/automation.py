@@ -1,6 +1,5 @@
 """The two jobs, the slot sensor that drives `update`, and the daily `full_retrain` schedule."""
 
-
 from datetime import datetime, timezone
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Dagster resources: the data store and the listening source (Spotify or the demo listener)."""
 
-
 import os
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -1,17 +1,16 @@
 """Data-quality checks on history. Blocking: a bad history would poison everything downstream."""
 
-
 from typing import Iterator
 
 import dagster as dg
 import pandas as pd
 
 from ..plays.schema import HISTORY_COLUMNS, KEY
-from ..plays.sessions import gap_rule_violations
+from ..plays.sessions import DEFAULT_GAP_MINUTES, gap_rule_violations
 from ..plays.store import load_history
 from ..resources import DataStore
-from ..storage.files import read_parquet
-from .history import SessionConfig, history
+from ..storage.files import parquet_metadata, read_parquet
+from .history import GAP_MINUTES, history
 
 HISTORY_CHECKS = ["no_duplicates", "no_nulls", "sorted_by_played_at", "sessions_follow_gap_rule", "no_play_lost"]
 
@@ -34,8 +33,11 @@ def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
         metadata={"nulls": int(nulls.sum()), "columns_with_nulls": ", ".join(nulls[nulls > 0].index) or "none"},
     )
     yield dg.AssetCheckResult(check_name="sorted_by_played_at", passed=bool(df["played_at"].is_monotonic_increasing))
-    violations = gap_rule_violations(df, SessionConfig().gap_minutes)
-    yield dg.AssetCheckResult(check_name="sessions_follow_gap_rule", passed=violations == 0, metadata={"violations": violations})
+    gap = int(parquet_metadata(paths.history).get(GAP_MINUTES, DEFAULT_GAP_MINUTES)) if paths.history.exists() else DEFAULT_GAP_MINUTES
+    violations = gap_rule_violations(df, gap)
+    yield dg.AssetCheckResult(
+        check_name="sessions_follow_gap_rule", passed=violations == 0, metadata={"violations": violations, "gap_minutes": gap}
+    )
     lost = 0
     if paths.history_previous.exists():
         before = read_parquet(paths.history_previous, KEY)[KEY]

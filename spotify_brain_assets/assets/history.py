@@ -1,6 +1,5 @@
 """`plays` (merged, sessionized) and `history` (plays with their observed mood cluster)."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -15,6 +14,7 @@ from .common import INGESTION_PARTITIONS, WRITER_POOL, is_demo, md_table
 from .ingestion import ingestions
 
 CLUSTERS_FINGERPRINT = "spotify_brain.mood_clusters"
+GAP_MINUTES = "spotify_brain.gap_minutes"
 
 
 class SessionConfig(dg.Config):
@@ -39,7 +39,7 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
         todo = {key: path for key, path in files.items() if ledger.get(key) != fingerprint(path)}
         incoming = [read_ingestion_file(path) for path in todo.values()]
         merged, added = merge_plays(current, pd.concat(incoming) if incoming else current.iloc[:0], config.gap_minutes)
-        write_parquet(merged, paths.plays)
+        write_parquet(merged, paths.plays, {GAP_MINUTES: str(config.gap_minutes)})
         ledger.update({key: fingerprint(path) for key, path in todo.items()})
         write_json({"merged": dict(sorted(ledger.items()))}, paths.plays_ledger)
 
@@ -93,7 +93,8 @@ def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.Materiali
         refit = previous_fp is not None and previous_fp != clusters_fp
         out = assign_moods(plays_df, previous, centroids, refit)
         keep_previous(paths.history, paths.history_previous)
-        write_parquet(out, paths.history, {CLUSTERS_FINGERPRINT: clusters_fp})
+        gap = parquet_metadata(paths.plays).get(GAP_MINUTES, str(DEFAULT_GAP_MINUTES)) if paths.plays.exists() else str(DEFAULT_GAP_MINUTES)
+        write_parquet(out, paths.history, {CLUSTERS_FINGERPRINT: clusters_fp, GAP_MINUTES: gap})
 
     added = len(out) - (len(previous) if previous is not None else 0)
     unassigned = int((out["mood_cluster_id"] == UNASSIGNED_MOOD).sum())

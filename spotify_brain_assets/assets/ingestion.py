@@ -1,6 +1,5 @@
 """The `ingestions` asset: one partition per ingestion slot, one file per partition."""
 
-
 from datetime import timedelta
 
 import dagster as dg
