@@ -8,7 +8,6 @@ DAGSTER_HOME, so they show up in `dagster dev`.
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +27,7 @@ def run_update(instance: dg.DagsterInstance, slot: str | None = None) -> bool:
     from .automation import slot_key
     from .definitions import defs
 
-    key = slot or slot_key(datetime.now(timezone.utc))
+    key = slot or slot_key(defs.resources["listening_source"].now())  # the demo's clock may be frozen
     instance.add_dynamic_partitions("ingestions", [key])
     result = defs.resolve_job_def("update").execute_in_process(instance=instance, partition_key=key)
     return result.success

@@ -13,6 +13,7 @@ from .storage.paths import DataPaths, data_root_from_env
 
 TIMEZONE_ENV = "SPOTIFY_BRAIN_TIMEZONE"
 SOURCE_ENV = "SPOTIFY_BRAIN_SOURCE"
+DEMO_CLOCK_ENV = "SPOTIFY_BRAIN_DEMO_CLOCK"  # freezes the demo listener's clock (replays, tests)
 SPOTIFY_SECRETS = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN")
 
 
@@ -72,7 +73,7 @@ def listening_source_from_env() -> ListeningSourceResource:
         raise ValueError(f"{SOURCE_ENV}={choice!r}: expected 'demo' or 'spotify'")
     configured = all(os.environ.get(name) for name in SPOTIFY_SECRETS)
     if choice == "demo" or (choice == "" and not configured):
-        return DemoListenerResource()
+        return DemoListenerResource(clock=os.environ.get(DEMO_CLOCK_ENV) or None)
     if not configured:
         missing = [name for name in SPOTIFY_SECRETS if not os.environ.get(name)]
         raise ValueError(f"{SOURCE_ENV}=spotify but {', '.join(missing)} not set (see README: real credentials)")

@@ -34,7 +34,7 @@ def demo_at(clock: str, seed: int = 7) -> DemoListenerResource:
     return DemoListenerResource(clock=clock, seed=seed)
 
 
-def run_job(job_name: str, instance, root: Path, source, partition_key: str | None = None, run_config=None):
+def run_job(job_name: str, instance, root: Path, source, partition_key: str | None = None, run_config=None, raise_on_error=True):
     """Execute one of the real jobs with test resources; returns the ExecuteInProcessResult."""
     if partition_key:
         instance.add_dynamic_partitions("ingestions", [partition_key])
@@ -44,6 +44,7 @@ def run_job(job_name: str, instance, root: Path, source, partition_key: str | No
         partition_key=partition_key,
         run_config=run_config,
         resources={"store": store_for(root), "listening_source": source},
+        raise_on_error=raise_on_error,
     )
 
 
@@ -53,3 +54,8 @@ def materializations(result) -> dict[str, dict]:
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
         for e in result.get_asset_materialization_events()
     }
+
+
+def step_errors(result) -> str:
+    """The text of every step failure in a run, for asserting on error messages."""
+    return "\n".join(str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE")

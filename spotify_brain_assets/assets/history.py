@@ -34,8 +34,6 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
         current, adopted = load_plays(paths)
         ledger = read_ledger(paths)
         files = paths.ingestion_files()
-        if adopted:  # the predecessor's ingestion files are already in its history
-            ledger = {key: fingerprint(path) for key, path in files.items()}
         todo = {key: path for key, path in files.items() if ledger.get(key) != fingerprint(path)}
         incoming = [read_ingestion_file(path) for path in todo.values()]
         merged, added = merge_plays(current, pd.concat(incoming) if incoming else current.iloc[:0], config.gap_minutes)

@@ -102,14 +102,15 @@ def ingest(
     is re-materialized (its plays are kept); `pending` the plays still waiting for features.
     """
     existing_file = empty(PLAY_COLUMNS) if existing_file is None else conform(existing_file, PLAY_COLUMNS)
+    pending = _conform_extra(pending, PENDING_COLUMNS)
     fetched = item_rows(items, origin)
     if backfill_items:
         backfill = item_rows(backfill_items, f"{origin}-backfill")
-        fetched = pd.concat([backfill, anti_join(fetched, backfill)], ignore_index=True)
+        fetched = pd.concat([fetched, anti_join(backfill, fetched)], ignore_index=True).sort_values("played_at")
     fetched_count = len(fetched)
     fresh = anti_join(anti_join(anti_join(fetched, known), existing_file), pending)
 
-    due = pending[pending["next_attempt_at"] <= now] if len(pending) else pending
+    due = pending[pending["next_attempt_at"] <= now]
     candidates = pd.concat(
         [fresh.reindex(columns=PLAY_COLUMNS), due.reindex(columns=PLAY_COLUMNS)], ignore_index=True
     )
@@ -117,12 +118,8 @@ def ingest(
     complete, missing = attach_features(candidates, features)
 
     # bookkeeping for plays still without features: new ones start their clock, due ones back off
-    waiting = pending.drop(due.index) if len(pending) else empty(PENDING_COLUMNS)
-    retried = missing.merge(
-        due[KEY + ["first_seen_at", "attempts"]] if len(due) else pd.DataFrame(columns=KEY + ["first_seen_at", "attempts"]),
-        on=KEY,
-        how="left",
-    )
+    waiting = pending.drop(due.index)
+    retried = missing.merge(due[KEY + ["first_seen_at", "attempts"]], on=KEY, how="left")
     retried["first_seen_at"] = pd.to_datetime(retried["first_seen_at"], utc=True).fillna(now)
     retried["attempts"] = retried["attempts"].fillna(0).astype("int64") + 1
     retried["next_attempt_at"] = policy.next_attempt(now, retried["attempts"])

@@ -1,0 +1,86 @@
+"""Writers never interleave, and a writer killed mid-write leaves the previous file intact."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+
+from spotify_brain_assets.plays.schema import KEY
+from spotify_brain_assets.plays.sessions import gap_rule_violations
+from spotify_brain_assets.storage.paths import DataPaths
+
+from .conftest import REPO, demo_at, run_job
+
+
+def cli_env(data_root, dagster_home, clock):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
+    env.update(
+        SPOTIFY_BRAIN_DATA_DIR=str(data_root),
+        SPOTIFY_BRAIN_SOURCE="demo",
+        SPOTIFY_BRAIN_TIMEZONE="Europe/Stockholm",
+        DAGSTER_HOME=str(dagster_home),
+        SPOTIFY_BRAIN_DEMO_CLOCK=clock,
+    )
+    return env
+
+
+def test_two_updates_started_together_never_interleave_writes(tmp_path, data_root, instance):
+    # a first slot gives both runs a history to merge into
+    assert run_job("update", instance, data_root, demo_at("2026-11-26T09:00:00Z"), "20261126_090000").success
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    slots = [("2026-11-26T19:00:00Z", "20261126_190000"), ("2026-11-26T23:30:00Z", "20261126_233000")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "spotify_brain_assets.cli", "update", "--slot", key],
+            cwd=tmp_path,
+            env=cli_env(data_root, home, clock),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for clock, key in slots
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    paths = DataPaths.at(data_root)
+    history = pd.read_parquet(paths.history)
+    files = pd.concat([pd.read_parquet(p) for p in paths.ingestion_files().values()])
+    assert not history.duplicated(KEY).any()
+    assert history["played_at"].is_monotonic_increasing and gap_rule_violations(history) == 0
+    # every play of every slot file reached history: neither run overwrote the other's merge
+    missing = files[KEY].merge(history[KEY], on=KEY, how="left", indicator=True).query("_merge == 'left_only'")
+    assert missing.empty and len(history) == len(files.drop_duplicates(KEY))
+
+
+def test_a_process_killed_while_writing_history_leaves_the_previous_file(tmp_path, data_root, instance):
+    assert run_job("update", instance, data_root, demo_at("2026-11-26T09:00:00Z"), "20261126_090000").success
+    paths = DataPaths.at(data_root)
+    before = paths.history.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import pyarrow.parquet as pq
+        from spotify_brain_assets.storage import files
+        from spotify_brain_assets.plays.store import load_history
+        from spotify_brain_assets.storage.paths import DataPaths
+
+        def dying_write(table, where, **kw):
+            with open(where, "wb") as handle:
+                handle.write(b"PAR1 half a file")
+                handle.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        pq.write_table = dying_write
+        paths = DataPaths.at({str(data_root)!r})
+        files.write_parquet(load_history(paths), paths.history)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert paths.history.read_bytes() == before
+    assert len(pd.read_parquet(paths.history)) > 0
