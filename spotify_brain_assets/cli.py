@@ -23,20 +23,32 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+#: the console shows INFO and above; DEBUG events stay in the run's log in the UI
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _report(result: dg.ExecuteInProcessResult) -> bool:
+    status = "succeeded" if result.success else "FAILED"
+    assets = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
+    print(f"{result.job_def.name}: {status} (run {result.run_id}); materialized: {', '.join(assets) or 'nothing'}")
+    return result.success
+
+
 def run_update(instance: dg.DagsterInstance, slot: str | None = None) -> bool:
     from .automation import slot_key
     from .definitions import defs
 
     key = slot or slot_key(defs.resources["listening_source"].now())  # the demo's clock may be frozen
     instance.add_dynamic_partitions("ingestions", [key])
-    result = defs.resolve_job_def("update").execute_in_process(instance=instance, partition_key=key)
-    return result.success
+    job = defs.resolve_job_def("update")
+    return _report(job.execute_in_process(instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False))
 
 
 def run_full_retrain(instance: dg.DagsterInstance) -> bool:
     from .definitions import defs
 
-    return defs.resolve_job_def("full_retrain").execute_in_process(instance=instance).success
+    job = defs.resolve_job_def("full_retrain")
+    return _report(job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False))
 
 
 def main(argv: list[str] | None = None) -> int:
