@@ -81,7 +81,7 @@ def catalog(seed: int, n_tracks: int = 3000) -> pd.DataFrame:
     df = pd.DataFrame(
         {
             "track_id": _base62_ids(rng, n_tracks),
-            "track_name": [f"{WORDS_B[(i * 3) % 15][:-1]} of {WORDS_A[(i * 11) % 15]} No. {i}" for i in range(n_tracks)],
+            "track_name": [f"{WORDS_B[(i * 3) % 15].rstrip('s')} of {WORDS_A[(i * 11) % 15]} No. {i}" for i in range(n_tracks)],
             "artist_name": artist_names[artist],
             "mood": mood,
             "popularity": rng.pareto(1.5, n_tracks) + 1,
@@ -208,6 +208,24 @@ class DemoListener:
                 "mode": 1,
             }
             for track_id, row in known.iterrows()
+        ]
+
+    def recommendations(self, seed_ids: list[str], targets: dict[str, float], size: int = 10) -> list[dict[str, Any]]:
+        """Catalog tracks nearest to the target features, in ReccoBeats' recommendation shape."""
+        cat = catalog(self.seed)
+        cat = cat[cat["has_features"] & ~cat["track_id"].isin(seed_ids)].assign(tempo_norm=lambda c: (c["tempo"] / 250).clip(upper=1))
+        names = [n for n in targets if n in cat.columns and n != "tempo"]
+        distance = sum((cat[n] - targets[n]) ** 2 for n in names) if names else 0.0
+        best = cat.assign(_d=distance).sort_values(["_d", "track_id"]).head(size)
+        return [
+            {
+                "id": row.reccobeats_id,
+                "trackTitle": row.track_name,
+                "artists": [{"name": row.artist_name}],
+                "durationMs": int(row.duration_ms),
+                "href": f"https://open.spotify.com/track/{row.track_id}",
+            }
+            for row in best.itertuples()
         ]
 
     def backfill(self, before: datetime) -> list[dict[str, Any]]:
