@@ -40,7 +40,10 @@ slow(seconds) (answers normally after the delay, for client timeouts), token_exp
 access token and answers 401, i.e. expiry mid-run), invalid_grant(description), invalid_client(),
 forbidden(). Token state: `revoke_refresh_token(description)` (persistent invalid_grant),
 `rotate_refresh_tokens=True` (each refresh returns a new refresh token and retires the old one),
-`expires_in`. ReccoBeats ids: Spotify ids or the fake's ReccoBeats UUIDs (`reccobeats_id(id)`).
+`include_refresh_token=True` (the unchanged token echoed back), `expires_in`. Other switches:
+`dev_mode=False` (legacy batch lookup), `millisecond_timestamps=False` (played_at without
+milliseconds), `deny_authorization=True`. ReccoBeats ids: Spotify ids or the fake's ReccoBeats UUIDs
+(`reccobeats_id(id)`); ReccoBeats needs no token.
 
 By hand (a listener like the demo's, over real HTTP; see `main` below)::
 
@@ -269,6 +272,7 @@ class FakeServer:
         self.rotate_refresh_tokens = False
         self.include_refresh_token = False  # send the unchanged refresh token back on each refresh
         self.deny_authorization = False  # /authorize redirects with error=access_denied
+        self.millisecond_timestamps = True  # False: played_at without milliseconds, as some answers have
         self._lock = threading.RLock()
         self._clock: pd.Timestamp | None = None
         self._refresh_tokens: dict[str, str | None] = {refresh_token: None}  # token -> why invalid
@@ -386,6 +390,7 @@ class FakeServer:
             self._plays.append(
                 {
                     "track_id": track["id"],
+                    "track": track,
                     "played_at": played,
                     "visible_at": max(visible, played),
                     "ms_played": int(ms_played if ms_played is not None else track.get("duration_ms", 200_000)),
@@ -408,9 +413,10 @@ class FakeServer:
             if "ms_played" not in df:
                 durations = {tid: t.get("duration_ms", 200_000) for tid, t in self._tracks.items()}
                 df["ms_played"] = df["track_id"].map(durations)
+            df["track"] = df["track_id"].map(self._tracks)
             df["context"] = None
             df["omit"] = [()] * len(df)
-            self._plays.extend(df[["track_id", "played_at", "visible_at", "ms_played", "context", "omit"]].to_dict("records"))
+            self._plays.extend(df[["track_id", "track", "played_at", "visible_at", "ms_played", "context", "omit"]].to_dict("records"))
             self._plays_df = None
 
     def set_features(self, spotify_id: str, **features: float) -> None:
@@ -420,6 +426,11 @@ class FakeServer:
             raise ValueError(f"unknown audio features {sorted(unknown)}")
         with self._lock:
             self._features[spotify_id] = {**FEATURE_DEFAULTS, **features}
+
+    def forget_track(self, track_id: str) -> None:
+        """GET /v1/tracks/{id} answers 404 from now on (plays already made keep their track object)."""
+        with self._lock:
+            self._tracks.pop(track_id, None)
 
     def forget_features(self, spotify_id: str) -> None:
         with self._lock:
@@ -435,7 +446,7 @@ class FakeServer:
 
     def _frame(self) -> pd.DataFrame:
         if self._plays_df is None:
-            cols = ["track_id", "played_at", "visible_at", "ms_played", "context", "omit"]
+            cols = ["track_id", "track", "played_at", "visible_at", "ms_played", "context", "omit"]
             df = pd.DataFrame(self._plays, columns=cols)
             df["played_at"] = pd.to_datetime(df["played_at"], utc=True)
             df["visible_at"] = pd.to_datetime(df["visible_at"], utc=True)
@@ -648,12 +659,11 @@ class FakeServer:
         else:
             page = window.tail(limit)
         page = page.iloc[::-1]  # newest first
-        with self._lock:
-            tracks = dict(self._tracks)
         items = []
         for row in page.itertuples():  # at most 50 rows
-            track = {k: v for k, v in tracks[row.track_id].items() if k not in row.omit}
-            items.append({"track": track, "played_at": _iso_ms(row.played_at), "context": row.context})
+            track = {k: v for k, v in row.track.items() if k not in row.omit}
+            played_at = _iso_ms(row.played_at) if self.millisecond_timestamps else row.played_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            items.append({"track": track, "played_at": played_at, "context": row.context})
         if not items:
             return {"items": [], "next": None, "cursors": None, "limit": limit, "href": href}
         newest, oldest = _ms(page["played_at"].iloc[0]), _ms(page["played_at"].iloc[-1])
@@ -867,6 +877,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Reply(200, body)
         except _Reply as reply:
             self._send(reply)
+        except Exception as exc:  # a bug in the fake: answer like a failing server, and say why
+            self._send(_Reply(500, {"error": {"status": 500, "message": f"fake server error: {exc!r}"}}))
 
     def _answer(self, endpoint: str, arg: str, query: dict[str, list[str]], form: dict[str, list[str]]) -> Any:
         fake = self.fake

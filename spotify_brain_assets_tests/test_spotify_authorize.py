@@ -1,0 +1,85 @@
+"""`spotify-brain authorize` against the fake's /authorize and token endpoints, with a real browser hop."""
+
+import stat
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from spotify_brain_assets.cli import main
+from spotify_brain_assets.fakes import FakeServer
+from spotify_brain_assets.sources.authorize import AuthorizationFailed, authorize
+
+from .spotify_fakes import tokens
+
+NOW = datetime(2026, 9, 20, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def fake():
+    with FakeServer() as server:
+        yield server
+
+
+def browser(url: str) -> None:
+    """What a user's browser does: visit the consent page and follow Spotify's redirect."""
+    requests.get(url, timeout=5)
+
+
+def read_env(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_the_flow_writes_a_private_env_with_a_working_refresh_token(fake, tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("DAGSTER_HOME=/somewhere\nSPOTIFY_REFRESH_TOKEN=the-old-one\n")
+    said = []
+    authorize(
+        fake.client_id, fake.client_secret, port=0, env_file=env, accounts_url=fake.accounts_url,
+        open_url=browser, timeout=10, say=said.append, now=lambda: NOW,
+    )
+    values = read_env(env)
+    assert values["DAGSTER_HOME"] == "/somewhere"
+    assert values["SPOTIFY_CLIENT_ID"] == fake.client_id and values["SPOTIFY_CLIENT_SECRET"] == fake.client_secret
+    assert values["SPOTIFY_REFRESH_TOKEN_AUTHORIZED_AT"] == "2026-09-20T12:00:00+00:00"
+    assert values["SPOTIFY_REFRESH_TOKEN"] in fake.refresh_tokens and values["SPOTIFY_REFRESH_TOKEN"] != "the-old-one"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert tokens(fake, refresh_token=values["SPOTIFY_REFRESH_TOKEN"]).access_token()  # it works
+
+    (visit,) = fake.authorizations
+    assert visit["scope"] == "user-read-recently-played" and visit["response_type"] == "code"
+    assert visit["redirect_uri"].startswith("http://127.0.0.1:") and visit["redirect_uri"].endswith("/callback")
+    exchange = fake.requests_to("token")[0]
+    assert exchange.auth_scheme == "Basic" and exchange.form_keys == ("code", "grant_type", "redirect_uri")
+    printed = "\n".join(said)
+    assert values["SPOTIFY_REFRESH_TOKEN"] not in printed and fake.client_secret not in printed
+
+
+def test_a_declined_consent_writes_nothing(fake, tmp_path):
+    fake.deny_authorization = True
+    env = tmp_path / ".env"
+    with pytest.raises(AuthorizationFailed, match="access_denied"):
+        authorize(fake.client_id, fake.client_secret, port=0, env_file=env, accounts_url=fake.accounts_url,
+                  open_url=browser, timeout=10, say=lambda s: None)
+    assert not env.exists()
+
+
+def test_a_redirect_with_a_foreign_state_is_refused(fake, tmp_path):
+    def forged(url: str) -> None:
+        redirect = requests.utils.unquote(url.split("redirect_uri=")[1].split("&")[0])
+        requests.get(redirect, params={"code": "stolen", "state": "not-ours"}, timeout=5)
+
+    with pytest.raises(AuthorizationFailed, match="state does not match"):
+        authorize(fake.client_id, fake.client_secret, port=0, env_file=tmp_path / ".env", accounts_url=fake.accounts_url,
+                  open_url=forged, timeout=10, say=lambda s: None)
+
+
+def test_the_cli_subcommand_gives_up_after_its_timeout(fake, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPOTIFY_CLIENT_ID", fake.client_id)
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", fake.client_secret)
+    monkeypatch.setenv("SPOTIFY_ACCOUNTS_URL", fake.accounts_url)
+    code = main(["authorize", "--no-browser", "--port", "0", "--timeout", "0.2", "--env-file", str(tmp_path / ".env")])
+    out = capsys.readouterr().out
+    assert code == 1 and "no answer from Spotify within 0.2 s" in out
+    assert f"{fake.accounts_url}/authorize?client_id={fake.client_id}" in out
+    assert fake.client_secret not in out and not (tmp_path / ".env").exists()
