@@ -88,13 +88,17 @@ def leaks_in_files(root: Path, secrets: dict[str, str], skip: tuple[Path, ...] =
     return leaks
 
 
-def leaks_in_run(instance: dg.DagsterInstance, run_id: str, secrets: dict[str, str]) -> list[str]:
-    """Secrets in the run's event log: messages, metadata, errors, and the stored run itself."""
+def run_text(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Everything the instance keeps about a run: messages, metadata, errors, and the run itself."""
     texts = [repr(instance.get_run_by_id(run_id))]
     for record in instance.all_logs(run_id):
         texts.append(record.user_message or "")
         texts.append(repr(record))
         if record.dagster_event is not None:
             texts.append(repr(record.dagster_event.event_specific_data))
-    blob = "\n".join(texts)
+    return "\n".join(texts)
+
+
+def leaks_in_run(instance: dg.DagsterInstance, run_id: str, secrets: dict[str, str]) -> list[str]:
+    blob = run_text(instance, run_id)
     return [f"{name} in the event log of run {run_id}" for name, value in secrets.items() if value in blob]
