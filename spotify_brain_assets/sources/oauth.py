@@ -117,6 +117,9 @@ class TokenManager:
         assert self._access is not None
         return self._access
 
+    def close(self) -> None:
+        self._accounts.close()
+
     def invalidate(self) -> None:
         """Forget the access token (Spotify answered 401): the next call refreshes."""
         self._access = None

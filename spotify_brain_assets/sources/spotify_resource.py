@@ -60,7 +60,7 @@ class SpotifySource:
 
     def close(self) -> None:
         self.spotify.api.close()
-        self.spotify.tokens._accounts.close()
+        self.spotify.tokens.close()
         self.reccobeats.http.close()
 
 
