@@ -59,12 +59,17 @@ def listening_day(fake: FakeServer, seed: int = 11) -> tuple[pd.DataFrame, list[
     return plays.assign(listed=plays["ms_played"] > 30_000), tracks
 
 
+#: what ingestion and history keep: a failed or skipped run must not change any of it
+STORED = ("ingestions", "cache", "history.parquet", "history.previous.parquet", "plays.parquet", "plays_ledger.json",
+          "pending_features.parquet", "unavailable_features.parquet")
+
+
 def snapshot(root: Path) -> dict[str, str]:
-    """Content hashes of everything stored, except the rotated-token store and the lock."""
+    """Content hashes of the ingestion and history layers (reports downstream may refresh on any run)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".secrets" not in p.parts and p.name != ".writer.lock"
+        if p.is_file() and p.relative_to(root).parts[0] in STORED
     }
 
 
