@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+from dotenv import load_dotenv  # installed with Dagster, which reads .env the same way in `dagster dev`
 
 
 def _instance() -> dg.DagsterInstance:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if authorize is not None:
         authorize.register(sub)
     args = parser.parse_args(argv)
-
+    load_dotenv(Path.cwd() / ".env", override=False)  # what `spotify-brain authorize` wrote
     if args.command == "authorize":
         return authorize.run(args)
     instance = _instance()

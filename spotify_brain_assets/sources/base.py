@@ -21,5 +21,8 @@ class ListeningSource(Protocol):
     def audio_features(self, track_ids: list[str]) -> list[dict[str, Any]]:
         """ReccoBeats audio-feature items for up to 40 Spotify ids; unknown ids are simply absent."""
 
+    def recommendations(self, seed_ids: list[str], targets: dict[str, float], size: int = 10) -> list[dict[str, Any]]:
+        """Tracks like the seeds, near the target features, in ReccoBeats' recommendation shape."""
+
     def backfill(self, before: datetime) -> list[dict[str, Any]]:
         """Earlier plays a fresh data root may start from ([] where the source has none)."""

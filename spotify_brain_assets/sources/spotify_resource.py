@@ -16,6 +16,7 @@ from ..storage.paths import data_root_from_env
 from .base import SourceUnavailable
 from .http import HttpClient, QuotaExceeded, RateLimited, RetryPolicy, ServiceFailing, Timeouts
 from .oauth import RefreshTokenStore, TokenManager
+from .reccobeats import TARGETS as RECOMMENDATION_TARGETS
 from .reccobeats import ReccoBeatsClient
 from .spotify import SpotifyClient
 
@@ -54,6 +55,13 @@ class SpotifySource:
             self.features_down = str(exc)
             self.log.warning(f"{exc}: plays without features wait in pending_features.parquet and are retried later")
             return []
+
+    def recommendations(self, seed_ids: list[str], targets: dict[str, float], size: int = 10) -> list[dict[str, Any]]:
+        """ReccoBeats' recommendations like `seed_ids`, steered toward a mood centroid's features."""
+        steer = {k: v for k, v in targets.items() if k in RECOMMENDATION_TARGETS}
+        if "tempo_norm" in targets and "tempo" not in steer:
+            steer["tempo"] = float(targets["tempo_norm"]) * 250.0
+        return self.reccobeats.recommendations(seed_ids[:5], size=size, **steer)
 
     def backfill(self, before: datetime) -> list[dict[str, Any]]:
         return []  # the API keeps only the newest 50 plays; older listening comes from a data export
