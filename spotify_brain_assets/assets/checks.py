@@ -5,6 +5,7 @@ from typing import Iterator
 import dagster as dg
 import pandas as pd
 
+from ..imports.output import replaced_keys
 from ..plays.schema import HISTORY_COLUMNS, KEY
 from ..plays.sessions import DEFAULT_GAP_MINUTES, gap_rule_violations
 from ..plays.store import load_history
@@ -38,10 +39,16 @@ def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
     yield dg.AssetCheckResult(
         check_name="sessions_follow_gap_rule", passed=violations == 0, metadata={"violations": violations, "gap_minutes": gap}
     )
-    lost = 0
+    lost = replaced = 0
     if paths.history_previous.exists():
         before = read_parquet(paths.history_previous, KEY)[KEY]
         before["played_at"] = pd.to_datetime(before["played_at"], utc=True).dt.as_unit("ms")
         kept = before.merge(df[KEY], on=KEY, how="left", indicator=True)
-        lost = int((kept["_merge"] == "left_only").sum())
-    yield dg.AssetCheckResult(check_name="no_play_lost", passed=lost == 0, metadata={"plays_lost": lost})
+        gone = kept[kept["_merge"] == "left_only"][KEY]
+        # an imported play superseded by the API's record of the same play was replaced, not lost
+        superseded = gone.merge(replaced_keys(paths), on=KEY, how="left", indicator="_why")["_why"].eq("both")
+        replaced = int(superseded.sum())
+        lost = len(gone) - replaced
+    yield dg.AssetCheckResult(
+        check_name="no_play_lost", passed=lost == 0, metadata={"plays_lost": lost, "plays_replaced": replaced}
+    )

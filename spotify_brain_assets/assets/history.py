@@ -7,11 +7,13 @@ from ..ml.assign import load_centroids, nearest_cluster
 from ..plays.merge import merge_plays
 from ..plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform
 from ..plays.sessions import DEFAULT_GAP_MINUTES
+from ..imports.output import EXPORT_LEDGER_KEY, export_tolerance, record_replaced, unmerged_export
 from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_file, read_ledger
 from ..resources import DataStore
 from ..storage.files import keep_previous, parquet_metadata, write_json, write_parquet, writer_lock
 from .common import INGESTION_PARTITIONS, WRITER_POOL, is_demo, md_table
 from .ingestion import ingestions
+from .spotify_export import spotify_export
 
 CLUSTERS_FINGERPRINT = "spotify_brain.mood_clusters"
 GAP_MINUTES = "spotify_brain.gap_minutes"
@@ -21,13 +23,15 @@ class SessionConfig(dg.Config):
     gap_minutes: int = DEFAULT_GAP_MINUTES  # a longer pause than this starts a new listening session
 
 
-@dg.asset(deps=[ingestions], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
+@dg.asset(deps=[ingestions, spotify_export], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
 def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataStore) -> dg.MaterializeResult:
     """Every play with complete audio features, sessionized: `plays.parquet`, the layer under history.
 
     Merges only the ingestion files it has not merged yet (a ledger records each file's version).
     A predecessor's `history.parquet` found in an empty data root is adopted as is, and its
-    ingestion files become partitions of `ingestions`.
+    ingestion files become partitions of `ingestions`. Plays imported from Spotify's data export
+    (`spotify_export`) join the same way; where an imported play meets the API's record of the same
+    play, the API's wins, and a replaced play is kept in `replaced_plays.parquet`.
     """
     paths = store.paths
     with writer_lock(paths.lock):
@@ -36,9 +40,15 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
         files = paths.ingestion_files()
         todo = {key: path for key, path in files.items() if ledger.get(key) != fingerprint(path)}
         incoming = [read_ingestion_file(path) for path in todo.values()]
-        merged, added = merge_plays(current, pd.concat(incoming) if incoming else current.iloc[:0], config.gap_minutes)
+        exported, export_version = unmerged_export(paths, ledger)
+        incoming += [exported] if exported is not None else []
+        merged, added = merge_plays(
+            current, pd.concat(incoming) if incoming else current.iloc[:0], config.gap_minutes, export_tolerance(paths)
+        )
+        replaced = record_replaced(paths, current, merged, pd.Timestamp.now(tz="UTC"))
         write_parquet(merged, paths.plays, {GAP_MINUTES: str(config.gap_minutes)})
         ledger.update({key: fingerprint(path) for key, path in todo.items()})
+        ledger.update({EXPORT_LEDGER_KEY: export_version} if export_version else {})
         write_json({"merged": dict(sorted(ledger.items()))}, paths.plays_ledger)
 
     known_partitions = set(context.instance.get_dynamic_partitions(INGESTION_PARTITIONS.name))
@@ -50,6 +60,8 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
             "rows": len(merged),
             "added": len(added),
             "files_merged": len(todo),
+            "export_merged": export_version is not None,
+            "replaced_by_more_precise_record": replaced,
             "sessions": int(merged["session_id"].nunique()),
             "adopted_predecessor_history": adopted,
             "partitions_registered": len(unregistered),

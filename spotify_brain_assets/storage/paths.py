@@ -87,7 +87,28 @@ class DataPaths:
 
     @property
     def imports(self) -> Path:
+        """Where a user puts Spotify's data export (the zip or its JSON files) to import it."""
         return self.root / "imports"
+
+    @property
+    def export_plays(self) -> Path:
+        """Every play imported from Spotify's data export, with the export's extra columns."""
+        return self.processed / "export_plays.parquet"
+
+    @property
+    def export_unidentified(self) -> Path:
+        """Account-data plays the import could not tie to one track id: reported, never guessed."""
+        return self.processed / "export_unidentified.parquet"
+
+    @property
+    def export_state(self) -> Path:
+        """The last import's files and status (complete, or paused with tracks still to fetch)."""
+        return self.processed / "export_import.json"
+
+    @property
+    def replaced_plays(self) -> Path:
+        """Imported plays replaced by the API's record of the same play (kept for the record)."""
+        return self.root / "replaced_plays.parquet"
 
     @property
     def lock(self) -> Path:
