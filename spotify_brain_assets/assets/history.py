@@ -85,7 +85,7 @@ def assign_moods(plays_df: pd.DataFrame, previous: pd.DataFrame | None, centroid
     return conform(out, HISTORY_COLUMNS)
 
 
-@dg.asset(deps=[plays], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
+@dg.asset(deps=[plays, dg.AssetKey("mood_clusters")], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
 def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
     """The one clean history: every play with features, its session and its observed mood cluster.
 

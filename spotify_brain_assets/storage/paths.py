@@ -85,6 +85,50 @@ class DataPaths:
     def mood_clusters(self) -> Path:
         return self.models / "mood_clusters.json"
 
+    # the ML layer (the first four are the predecessor's names)
+    @property
+    def mood_dataset(self) -> Path:
+        return self.processed / "mood_nexttrack_train.parquet"
+
+    @property
+    def session_dataset(self) -> Path:
+        return self.processed / "session_start_train.parquet"
+
+    @property
+    def mood_classifier(self) -> Path:
+        """The promoted (in use) model; `<name>.sha256.json` beside it vouches for it."""
+        return self.models / "mood_classifier.pkl"
+
+    @property
+    def session_classifier(self) -> Path:
+        return self.models / "session_classifier.pkl"
+
+    @property
+    def candidates(self) -> Path:
+        """The latest trained candidates and their evaluation reports, promoted or not."""
+        return self.models / "candidates"
+
+    @property
+    def mood_evaluation(self) -> Path:
+        return self.metrics / "mood_evaluation.json"
+
+    @property
+    def session_evaluation(self) -> Path:
+        return self.metrics / "session_evaluation.json"
+
+    @property
+    def metrics_history(self) -> Path:
+        return self.metrics / "metrics_history.json"
+
+    @property
+    def drift_report(self) -> Path:
+        return self.metrics / "drift_report.json"
+
+    @property
+    def predictions(self) -> Path:
+        """The current outlook (next mood, today's session-start hours) for the dashboard."""
+        return self.processed / "predictions.json"
+
     @property
     def imports(self) -> Path:
         """Where a user puts Spotify's data export (the zip or its JSON files) to import it."""

@@ -1,0 +1,225 @@
+"""The mood layer: clusters of audio features, the next-track dataset, its classifier and report."""
+
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+
+from ..ml.assign import centroids_from_json
+from ..ml.classifiers import mood_candidate
+from ..ml.clusters import ClusterSettings, NotEnoughPlays, clusters_document, fit_mood_clusters
+from ..ml.evaluation import MOOD_METRICS
+from ..ml.mood_features import DEFAULT_WINDOW, TARGET, feature_columns
+from ..ml.mood_features import mood_dataset as build_mood_dataset
+from ..ml.model_store import previous_path
+from ..plays.schema import HISTORY_COLUMNS
+from ..plays.store import load_history, load_plays
+from ..resources import DataStore
+from ..storage.files import CorruptFileError, keep_previous, parquet_metadata, read_json, read_parquet, write_json, write_parquet, writer_lock
+from .classifiers import (
+    ORIGINS_KEY,
+    TIMEZONE_KEY,
+    ClassifierConfig,
+    classifier_metadata,
+    comparison_md,
+    dataset_context,
+    gate_result,
+    metrics_md,
+    model_in_use,
+    publish_evaluation,
+    store_outcome,
+)
+from .common import WRITER_POOL, is_demo, md_table
+from .history import history, plays
+
+WINDOW_KEY = "spotify_brain.window"
+
+
+class MoodClustersConfig(dg.Config):
+    k_min: int = 3
+    k_max: int = 15
+    plays_per_cluster: int = 10  # K is at most (plays / this)
+    selection_sample: int = 10_000  # seeded sample the candidate K's are fitted on
+    silhouette_sample: int = 3_000  # seeded sample each silhouette is computed on
+    match_radius: float = 0.15  # a refitted centroid this close to a previous one keeps its id
+    seed: int = 42
+
+    def settings(self) -> ClusterSettings:
+        return ClusterSettings(
+            k_min=self.k_min,
+            k_max=self.k_max,
+            plays_per_cluster=self.plays_per_cluster,
+            selection_sample=self.selection_sample,
+            silhouette_sample=self.silhouette_sample,
+            match_radius=self.match_radius,
+            seed=self.seed,
+        )
+
+
+@dg.asset(deps=[plays], group_name="moods", kinds={"scikitlearn", "json"}, pool=WRITER_POOL)
+def mood_clusters(context: dg.AssetExecutionContext, config: MoodClustersConfig, store: DataStore) -> dg.MaterializeResult:
+    """The listener's moods: KMeans clusters of valence, energy, danceability, acousticness,
+    instrumentalness and normalized tempo over every play (`models/mood_clusters.json`).
+
+    K (3–15, at most one per 10 plays) maximizes the silhouette on a seeded sample; the elbow of the
+    inertia curve decides when no silhouette can. Refits keep the ids of moods that stayed (their
+    centroids are matched to the previous file's), so dashboards and models do not reshuffle.
+    Too few plays: nothing is fitted and the previous file stays.
+    """
+    paths = store.paths
+    settings = config.settings()
+    with writer_lock(paths.lock):
+        plays_df, _ = load_plays(paths)
+        previous = None
+        if paths.mood_clusters.exists():
+            try:
+                previous = centroids_from_json(read_json(paths.mood_clusters), str(paths.mood_clusters))
+            except CorruptFileError as exc:
+                context.log.warning(f"previous clusters unreadable, ids start afresh: {exc}")
+        try:
+            fit = fit_mood_clusters(plays_df, settings, previous)
+        except NotEnoughPlays as exc:
+            context.log.warning(f"mood clusters not fitted: {exc}")
+            return dg.MaterializeResult(metadata={"skipped": str(exc), "num_plays": len(plays_df), "kept_previous_file": previous is not None})
+        origins = sorted(plays_df["origin"].astype("string").unique().tolist())
+        doc = clusters_document(
+            fit,
+            settings,
+            {"fitted_at": pd.Timestamp.now(tz="UTC").isoformat(), "demo_data": is_demo(plays_df["origin"]), "origins": origins},
+        )
+        keep_previous(paths.mood_clusters, previous_path(paths.mood_clusters))
+        write_json(doc, paths.mood_clusters)
+
+    chosen = fit.scores.set_index("k").loc[fit.k]
+    clusters = pd.DataFrame([{k: c[k] for k in ("cluster_id", "label", "plays", "share")} for c in doc["clusters"]])
+    return dg.MaterializeResult(
+        metadata={
+            "k": fit.k,
+            "method": fit.method,
+            "silhouette": float(chosen["silhouette"]) if pd.notna(chosen["silhouette"]) else None,
+            "num_plays": len(plays_df),
+            "matched_ids": ", ".join(str(m["cluster_id"]) for m in fit.matching["matched"]) or "none",
+            "new_ids": ", ".join(map(str, fit.matching["new_ids"])) or "none",
+            "retired_ids": ", ".join(map(str, fit.matching["retired_ids"])) or "none",
+            "demo_data": doc["demo_data"],
+            "clusters": md_table(clusters),
+            "k_selection": md_table(fit.scores.round(4)),
+            "path": dg.MetadataValue.path(str(paths.mood_clusters)),
+        }
+    )
+
+
+class MoodDatasetConfig(dg.Config):
+    window: int = DEFAULT_WINDOW  # plays of the session so far that predict the next play's mood
+
+
+def _history_or_empty(paths) -> pd.DataFrame:
+    df = load_history(paths)
+    return df if df is not None else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+@dg.asset(deps=[history], group_name="moods", kinds={"parquet"}, pool=WRITER_POOL)
+def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, store: DataStore) -> dg.MaterializeResult:
+    """Next-track training set (`processed/mood_nexttrack_train.parquet`): one row per position in a
+    session where the last `window` plays predict the next play's mood cluster.
+
+    Features: the window's moods, mean and std of its audio features, local hour/weekday, the
+    position in the session and minutes since it began, the newest play's features. The
+    predecessor's `session_length` is dropped (unknown until the session ends): `session_position`
+    is its causal counterpart. `played_at` is the target play's time, for the time split.
+    """
+    paths = store.paths
+    with writer_lock(paths.lock):
+        hist = _history_or_empty(paths)
+        ds = build_mood_dataset(hist, config.window, store.tz)
+        origins = ",".join(sorted(hist["origin"].astype("string").unique().tolist())) if len(hist) else ""
+        write_parquet(ds, paths.mood_dataset, {WINDOW_KEY: str(config.window), ORIGINS_KEY: origins, TIMEZONE_KEY: store.timezone})
+    per_target = ds[TARGET].value_counts().rename_axis("target_mood_cluster").reset_index(name="rows").sort_values("target_mood_cluster")
+    if len(ds) == 0:
+        context.log.warning(f"mood dataset is empty: no session has {config.window + 1} plays with assigned moods yet")
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(ds),
+            "sessions": int(ds["session_id"].nunique()),
+            "window": config.window,
+            "features": len(feature_columns(config.window)),
+            "first_target": str(ds["played_at"].min()) if len(ds) else "none",
+            "last_target": str(ds["played_at"].max()) if len(ds) else "none",
+            "demo_data": is_demo(hist["origin"]) if len(hist) else False,
+            "rows_per_target": md_table(per_target),
+            "path": dg.MetadataValue.path(str(paths.mood_dataset)),
+        }
+    )
+
+
+@dg.asset_check(asset=mood_dataset, blocking=True)
+def targets_are_current_clusters(store: DataStore) -> dg.AssetCheckResult:
+    """Every target mood is a cluster of models/mood_clusters.json: labels are observed, never predicted."""
+    paths = store.paths
+    ds = read_parquet(paths.mood_dataset, [TARGET])
+    if len(ds) == 0:
+        return dg.AssetCheckResult(passed=True, metadata={"rows": 0})
+    known = set(centroids_from_json(read_json(paths.mood_clusters), str(paths.mood_clusters)).index.tolist()) if paths.mood_clusters.exists() else set()
+    unknown = sorted(set(ds[TARGET].unique().tolist()) - known)
+    return dg.AssetCheckResult(passed=not unknown, metadata={"unknown_cluster_ids": ", ".join(map(str, unknown)) or "none"})
+
+
+class MoodClassifierConfig(ClassifierConfig):
+    gate_metric: str = "log_loss"  # the held-out metric the gate compares (log_loss, accuracy, macro_f1, roc_auc)
+    window_days: Optional[int] = None  # train on the newest days only; None = all history
+
+
+@dg.asset(deps=[mood_dataset], group_name="moods", kinds={"xgboost"}, pool=WRITER_POOL)
+def mood_classifier(context: dg.AssetExecutionContext, config: MoodClassifierConfig, store: DataStore) -> dg.MaterializeResult:
+    """The next-track mood model in use (`models/mood_classifier.pkl`, XGBoost multi:softprob).
+
+    Each run trains a candidate on the older 80% of the dataset (whole sessions), early-stopped on
+    the newest tenth of that period, and scores it on the newest 20% against the baselines and the
+    model in use. The candidate (`models/candidates/`) replaces the model in use only when it is
+    not worse than the best baseline nor than the model in use; the `promotion_gate` check says
+    which happened and why.
+    """
+    paths = store.paths
+    with writer_lock(paths.lock):
+        ds = read_parquet(paths.mood_dataset, [TARGET, "played_at", "session_id"])
+        window = int(parquet_metadata(paths.mood_dataset).get(WINDOW_KEY, DEFAULT_WINDOW))
+        in_use, problem = model_in_use(paths.mood_classifier, "mood_classifier")
+        outcome = mood_candidate(ds, window, config.xgb(), config.gate(config.gate_metric, config.window_days), in_use, problem, dataset_context(paths.mood_dataset, len(ds)))
+        report = store_outcome(paths, "mood_classifier", paths.mood_classifier, outcome, context.log)
+    return dg.MaterializeResult(metadata=classifier_metadata(report, paths.mood_classifier))
+
+
+@dg.asset_check(asset=mood_classifier, blocking=True, name="promotion_gate")
+def mood_promotion_gate(store: DataStore) -> dg.AssetCheckResult:
+    """Was the newest candidate promoted? If not, why the model in use stays (worse than the best
+    baseline or than the model in use on the held-out window, or too little data)."""
+    return gate_result(store.paths, "mood_classifier", store.paths.mood_classifier)
+
+
+@dg.asset(deps=[mood_classifier], group_name="moods", kinds={"json"}, pool=WRITER_POOL)
+def mood_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
+    """How the newest mood candidate did (`metrics/mood_evaluation.json`): accuracy, macro F1,
+    one-vs-rest ROC-AUC and log loss on the training period and the held-out window, against the
+    majority class, "same mood as the previous track" and first-order Markov transitions, all
+    fitted on the training period and scored on the same held-out rows. Says plainly whether the
+    model beats each baseline, and whether it was promoted. Appends to `metrics/metrics_history.json`.
+    """
+    paths = store.paths
+    with writer_lock(paths.lock):
+        hist = _history_or_empty(paths)
+        stats = {"num_tracks": len(hist), "num_sessions": int(hist["session_id"].nunique()) if len(hist) else 0}
+        report = publish_evaluation(context, paths, "mood_classifier", paths.mood_evaluation, "mood_model", stats)
+    meta = {
+        "status": report["status"],
+        "promoted": report["decision"]["promoted"],
+        "decision": report["decision"]["summary"],
+        "demo_data": report.get("demo_data", False),
+        "path": dg.MetadataValue.path(str(paths.mood_evaluation)),
+    }
+    if report["status"] == "trained":
+        test = report["candidate"]["test"]
+        meta.update({f"test_{m}": test[m] for m in MOOD_METRICS})
+        meta["beats_all_baselines"] = report["beats_all_baselines"]
+        meta["metrics"] = metrics_md(report, MOOD_METRICS)
+        meta["comparison"] = comparison_md(report)
+    return dg.MaterializeResult(metadata=meta)

@@ -1,0 +1,129 @@
+"""Model files: a joblib pickle of {model, feature_cols, metadata} and a checksum sidecar.
+
+A pickle can run any code when loaded, so a model file is only loaded when the sidecar beside it
+(`<name>.sha256.json`) says Spotify Brain wrote it and its SHA-256 matches the file's bytes. That
+refuses the predecessor's unchecked pickles, foreign files and files changed or truncated after
+writing. It does not defend against someone who can write the data root (they could write both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from ..storage.files import CorruptFileError, read_json, write_json
+
+PROJECT_MARKER = "spotify-brain"
+FORMAT_VERSION = 1
+BUNDLE_KEYS = ("model", "feature_cols", "metadata")
+
+
+class ModelRefused(RuntimeError):
+    """A model file that Spotify Brain will not load, with the reason and what to do."""
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256.json")
+
+
+def previous_path(path: Path) -> Path:
+    """Where the version a promotion replaces is kept (mood_classifier.previous.pkl)."""
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def _write_bytes(data: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def save_model(bundle: dict[str, Any], path: Path, kind: str) -> str:
+    """Write the bundle and its sidecar (atomically, each); returns the file's SHA-256."""
+    missing = [k for k in BUNDLE_KEYS if k not in bundle]
+    if missing:
+        raise ValueError(f"a model bundle needs the keys {missing}")
+    buffer = io.BytesIO()
+    joblib.dump(bundle, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    _write_bytes(data, path)
+    write_json(
+        {
+            "project": PROJECT_MARKER,
+            "format": FORMAT_VERSION,
+            "kind": kind,
+            "sha256": digest,
+            "bytes": len(data),
+            "written_at": datetime.now(timezone.utc).isoformat(),
+        },
+        sidecar_path(path),
+    )
+    return digest
+
+
+def verify_model(path: Path, kind: str) -> str:
+    """The file's SHA-256 when its sidecar vouches for it; ModelRefused otherwise."""
+    side = sidecar_path(path)
+    if not path.exists():
+        raise ModelRefused(f"{path} does not exist: run full_retrain to train a model")
+    if not side.exists():
+        raise ModelRefused(
+            f"{path} has no {side.name} beside it, so it was not written by Spotify Brain (a predecessor's "
+            "pickle, or a copied file). It is not loaded: loading a pickle can run arbitrary code. "
+            "Run full_retrain to train a new model."
+        )
+    try:
+        meta = read_json(side)
+    except CorruptFileError as exc:
+        raise ModelRefused(f"{side} is unreadable ({exc}); run full_retrain to train a new model") from exc
+    if not isinstance(meta, dict) or meta.get("project") != PROJECT_MARKER:
+        raise ModelRefused(f"{side} was not written by Spotify Brain; {path} is not loaded")
+    if meta.get("format") != FORMAT_VERSION:
+        raise ModelRefused(f"{path} has model format {meta.get('format')!r}, this version reads {FORMAT_VERSION}; run full_retrain")
+    if meta.get("kind") != kind:
+        raise ModelRefused(f"{path} holds a {meta.get('kind')!r} model, not a {kind!r} one")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != meta.get("sha256"):
+        raise ModelRefused(
+            f"{path} does not match the checksum in {side.name} (changed or truncated after it was written); "
+            "it is not loaded. Run full_retrain to train a new model."
+        )
+    return digest
+
+
+def load_model(path: Path, kind: str) -> dict[str, Any]:
+    """The verified bundle {model, feature_cols, metadata}; ModelRefused for anything else."""
+    verify_model(path, kind)
+    try:
+        bundle = joblib.load(path)
+    except Exception as exc:  # unpickling raises many types
+        raise ModelRefused(f"{path} passed its checksum but cannot be unpickled ({exc!r}); run full_retrain") from exc
+    if not isinstance(bundle, dict) or any(k not in bundle for k in BUNDLE_KEYS):
+        raise ModelRefused(f"{path} does not hold a model bundle {{model, feature_cols, metadata}}")
+    return bundle
+
+
+def promote(candidate: Path, target: Path, kind: str) -> str:
+    """Copy a verified candidate (and sidecar) over `target`, keeping the replaced one as `.previous`."""
+    verify_model(candidate, kind)
+    if target.exists():
+        for src, dst in ((target, previous_path(target)), (sidecar_path(target), sidecar_path(previous_path(target)))):
+            if src.exists():
+                _write_bytes(src.read_bytes(), dst)
+    _write_bytes(candidate.read_bytes(), target)
+    _write_bytes(sidecar_path(candidate).read_bytes(), sidecar_path(target))
+    return verify_model(target, kind)
