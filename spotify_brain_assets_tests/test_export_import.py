@@ -225,3 +225,21 @@ def test_a_malformed_file_changes_nothing_and_is_named(data_root, instance, name
     assert {k: v for k, v in after.items() if not k.startswith("imports/")} == {
         k: v for k, v in before.items() if not k.startswith("imports/")
     }
+
+
+def test_a_real_export_with_only_the_demo_listener_configured_fails_and_records_nothing(data_root, instance):
+    paths = DataPaths.at(data_root)
+    paths.imports.mkdir(parents=True)
+    strangers = [f"{i:02d}" + "x" * 20 for i in range(12)]  # ids the demo catalog does not have
+    real = [
+        extended(pd.Series({"track_id": t, "track_name": f"Song {t}", "artist_name": "Band"}), pd.Timestamp("2025-01-01T10:00:00Z") + i * 5 * M)
+        for i, t in enumerate(strangers)
+    ]
+    (paths.imports / "Streaming_History_Audio_2025_0.json").write_text(json.dumps(real))
+    result = defs.resolve_job_def("import_export").execute_in_process(
+        instance=instance, resources={"store": store_for(data_root), "listening_source": demo_at(CLOCK)}, raise_on_error=False
+    )
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "demo listener" in message and "Nothing was recorded" in message
+    assert not paths.unavailable_features.exists() and not paths.features_cache.exists() and not paths.export_plays.exists()

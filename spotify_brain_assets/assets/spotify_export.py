@@ -14,6 +14,7 @@ from ..imports.features import Progress, fetch_features
 from ..imports.identify import summarize_unidentified
 from ..imports.importer import (
     complete_plays,
+    conform_unavailable,
     features_known,
     plan_import,
     read_export,
@@ -58,8 +59,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _unavailable_record(paths) -> pd.DataFrame:
-    record = _read_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS)
-    return record.assign(track_id=record["track_id"].astype("string"), played_at=pd.to_datetime(record["played_at"], utc=True).dt.as_unit("ms"))
+    return conform_unavailable(_read_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS))
 
 
 class StrictFeatures:
@@ -152,7 +152,7 @@ def spotify_export(
                 write_parquet(cache.reset_index(drop=True), paths.features_cache)
             if unknown:
                 rows = unavailable_rows(plan.plays, pd.Index(unknown), recorded, now)
-                recorded = pd.concat([recorded, rows], ignore_index=True)
+                recorded = conform_unavailable(pd.concat([recorded, rows], ignore_index=True))
                 write_parquet(recorded, paths.unavailable_features)
 
         last_log = [time.monotonic()]
@@ -185,7 +185,7 @@ def spotify_export(
         features = features_known(cache, previous)
         done = complete_plays(plan, features, pd.Index(recorded["track_id"].unique()), recorded, now)
         if len(done.unavailable):
-            recorded = pd.concat([recorded, done.unavailable], ignore_index=True)
+            recorded = conform_unavailable(pd.concat([recorded, done.unavailable], ignore_index=True))
             write_parquet(recorded, paths.unavailable_features)
         written = write_export_plays(done.plays, paths.export_plays, config.tolerance_seconds)
         lacking_now = unavailable_rows(plan.plays, pd.Index(recorded["track_id"].unique()), recorded.iloc[:0], now)

@@ -118,11 +118,18 @@ def unavailable_rows(plays: pd.DataFrame, tracks: pd.Index, recorded: pd.DataFra
     if len(recorded) and len(lacking):
         seen = lacking[KEY].merge(recorded[KEY].drop_duplicates(), on=KEY, how="left", indicator=True)
         lacking = lacking[seen["_merge"].eq("left_only").to_numpy()]
-    base = conform(lacking, PLAY_COLUMNS)
-    record = base.assign(first_seen_at=now, attempts=1, recorded_at=now, reason=UNKNOWN_REASON)
+    return conform_unavailable(conform(lacking, PLAY_COLUMNS).assign(first_seen_at=now, attempts=1, recorded_at=now, reason=UNKNOWN_REASON))
+
+
+def conform_unavailable(record: pd.DataFrame) -> pd.DataFrame:
+    """The unavailable record's columns with the dtypes ingestion writes them with."""
+    out = conform(record, PLAY_COLUMNS)
+    rest = record.reindex(columns=["first_seen_at", "recorded_at", "attempts", "reason"]).reset_index(drop=True)
     for col in ("first_seen_at", "recorded_at"):
-        record[col] = pd.to_datetime(record[col], utc=True).dt.as_unit("ms")
-    return record.astype({"attempts": "int64", "reason": "string"})[UNAVAILABLE_COLUMNS]
+        out[col] = pd.to_datetime(rest[col], utc=True).dt.as_unit("ms")
+    out["attempts"] = rest["attempts"].astype("int64")
+    out["reason"] = rest["reason"].astype("string")
+    return out[UNAVAILABLE_COLUMNS]
 
 
 def complete_plays(
