@@ -134,7 +134,8 @@ def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_s
             else:
                 answer = session_outlook(hist, bundle, store.tz, now) if bundle else prior_outlook(hist, store.tz, now, _best_prior(paths))
             if problem:
-                answer["reason"] = f"no {path.stem} in use, so its best baseline answers: {_why_no_model(paths, path, problem)}"
+                why = f"no {path.stem} in use ({_why_no_model(paths, path, problem)})"
+                answer["reason"] = f"{why}; its baseline answers" if answer["available"] else f"{why}; nor can its baseline: {answer['reason']}"
             outlook[key] = answer
         doc = {
             "generated_at": pd.Timestamp.now(tz="UTC").isoformat(),
