@@ -193,6 +193,16 @@ def test_a_tampered_model_is_refused_by_the_gate_and_predictions_fall_back(retra
     assert len(outlook["hours"]) == 24
 
 
+def test_predictions_do_not_feed_a_model_hours_of_another_timezone(retrained, tmp_path, instance):
+    root = copy_of(retrained, tmp_path)
+    paths = DataPaths.at(root)
+    assert paths.session_classifier.exists()
+    result = dg.materialize([predictions], instance=instance, resources={"store": store_for(root, "UTC"), "listening_source": demo_at(CLOCK)})
+    assert result.success
+    outlook = read(paths.predictions)["session_start"]
+    assert outlook["source"].startswith("baseline:") and "trained for the timezone Europe/Stockholm" in outlook["reason"]
+
+
 def test_update_assigns_new_plays_to_the_existing_clusters_and_refreshes_the_outlook(retrained, tmp_path, instance):
     root = copy_of(retrained, tmp_path)
     paths = DataPaths.at(root)

@@ -156,6 +156,8 @@ def test_the_gate_keeps_the_model_in_use_when_the_candidate_is_worse():
     assert any("worse than the best baseline" in r for r in decision["reasons"])
     assert any("worse than the model in use" in r for r in decision["reasons"])
     assert weak.report["beats_baselines"] == {"majority_class": True, "same_as_previous": False, "markov": False}
+    assert weak.report["verdicts"][0].startswith("beats majority_class on log_loss: ")
+    assert weak.report["verdicts"][2].startswith("does not beat markov on log_loss: ")
 
 
 def test_a_model_in_use_trained_on_the_held_out_window_is_not_compared():
@@ -172,3 +174,17 @@ def test_too_little_data_is_a_documented_skip():
     assert out.report["decision"]["promoted"] is False and "too little data" in out.report["skipped_reason"]
     with pytest.raises(ValueError, match="unknown gate metric"):
         GateSettings("recall")
+
+
+def test_a_model_in_use_built_for_another_window_or_timezone_is_not_compared():
+    ds = mood_rows()
+    first = mood_candidate(ds, 3, FAST, GateSettings("log_loss", test_fraction=0.3), None, None, {"timezone": "UTC"})
+    assert first.bundle["metadata"]["window_size"] == 3 and first.bundle["metadata"]["timezone"] == "UTC"
+    moved = mood_candidate(ds, 3, FAST, GateSettings("log_loss"), first.bundle, None, {"timezone": "Europe/Stockholm"})
+    assert moved.report["decision"]["model_in_use"] is None
+    assert "timezone='UTC'" in moved.report["decision"]["model_in_use_note"]
+    first.bundle["metadata"]["window_size"] = 5
+    wider = mood_candidate(ds, 3, FAST, GateSettings("log_loss"), first.bundle, None, {"timezone": "UTC"})
+    assert "window_size=5" in wider.report["decision"]["model_in_use_note"]
+    same = mood_candidate(ds, 3, FAST, GateSettings("log_loss"), {**first.bundle, "metadata": {**first.bundle["metadata"], "window_size": 3}}, None, {"timezone": "UTC"})
+    assert same.report["decision"]["model_in_use"] is not None

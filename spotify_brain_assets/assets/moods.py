@@ -220,6 +220,7 @@ def mood_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.M
         test = report["candidate"]["test"]
         meta.update({f"test_{m}": test[m] for m in MOOD_METRICS})
         meta["beats_all_baselines"] = report["beats_all_baselines"]
+        meta["verdicts"] = dg.MetadataValue.md("\n".join(f"- the model {v}" for v in report["verdicts"]))
         meta["metrics"] = metrics_md(report, MOOD_METRICS)
         meta["comparison"] = comparison_md(report)
     return dg.MaterializeResult(metadata=meta)

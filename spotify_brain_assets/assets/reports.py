@@ -129,6 +129,9 @@ def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_s
                 bundle, problem = load_model(path, path.stem), None
             except ModelRefused as exc:
                 bundle, problem = None, str(exc)
+            trained_tz = bundle["metadata"].get("timezone") if bundle else None
+            if trained_tz and trained_tz != store.timezone:  # its hour features would mean other hours
+                bundle, problem = None, f"it was trained for the timezone {trained_tz}, the listener's is {store.timezone}: run full_retrain"
             if key == "next_mood":
                 answer = next_mood(hist, bundle, labels, store.tz) if bundle else markov_next_mood(hist, labels)
             else:

@@ -137,6 +137,7 @@ def session_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> d
         test = report["candidate"]["test"]
         meta.update({f"test_{m}": test[m] for m in SESSION_METRICS})
         meta["beats_all_baselines"] = report["beats_all_baselines"]
+        meta["verdicts"] = dg.MetadataValue.md("\n".join(f"- the model {v}" for v in report["verdicts"]))
         meta["metrics"] = metrics_md(report, SESSION_METRICS)
         meta["comparison"] = comparison_md(report)
         buckets = pd.DataFrame([{"time_of_day": k, **v} for k, v in test["by_time_of_day"].items()])

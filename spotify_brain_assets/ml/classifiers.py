@@ -73,11 +73,18 @@ def _recent(df: pd.DataFrame, time_col: str, days: int | None) -> pd.DataFrame:
     return df[df[time_col] > df[time_col].max() - pd.Timedelta(days=days)]
 
 
-def _in_use_scores(spec: _Spec, in_use: dict | None, problem: str | None, test: pd.DataFrame, test_start: pd.Timestamp | None):
-    """Probabilities of the model in use on the held-out rows, or None and why it is not compared."""
+def _in_use_scores(spec: _Spec, in_use: dict | None, problem: str | None, test: pd.DataFrame, test_start: pd.Timestamp | None, expected: dict):
+    """Probabilities of the model in use on the held-out rows, or None and why it is not compared.
+
+    `expected` holds what its features depend on (window size, timezone): a model built for other
+    values would be fed features that mean something else under the same column names.
+    """
     if in_use is None:
         return None, problem or "no model in use yet"
     meta = in_use.get("metadata", {})
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            return None, f"the model in use was trained with {key}={meta.get(key)!r}, the data now has {value!r}: not comparable"
     missing = [c for c in in_use["feature_cols"] if c not in test]
     if missing:
         return None, f"the model in use expects features the dataset no longer has ({missing[:3]}…): not comparable"
@@ -137,11 +144,21 @@ def _bundle(spec: _Spec, trained, feature_cols: list[str], split, window: dict, 
     }
 
 
+def _fmt(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
 def _report(spec: _Spec, gate: GateSettings, context: dict, window: dict, bundle: dict, train_m: dict, test_m: dict, base_m: dict, in_use_m: dict | None, note: str | None, in_use: dict | None) -> dict:
     decision = promotion_decision(
         gate.metric, test_m.get(gate.metric), base_m, in_use_m.get(gate.metric) if in_use_m else None, note, gate.tolerance
     )
-    beats = {name: comparison["model_beats"] for name, comparison in ((r["baseline"], r) for r in comparison_table(test_m, base_m, [gate.metric]))}
+    primary = comparison_table(test_m, base_m, [gate.metric])
+    beats = {r["baseline"]: r["model_beats"] for r in primary}
+    verdicts = [
+        f"{'beats' if r['model_beats'] else 'does not beat' if r['model_beats'] is False else 'cannot be compared with'} "
+        f"{r['baseline']} on {gate.metric}: {_fmt(r['model'])} vs {_fmt(r['baseline_value'])}"
+        for r in primary
+    ]
     return {
         "model": spec.kind,
         "status": "trained",
@@ -161,6 +178,7 @@ def _report(spec: _Spec, gate: GateSettings, context: dict, window: dict, bundle
         "baselines": base_m,
         "comparison": comparison_table(test_m, base_m, spec.metrics),
         "beats_baselines": beats,
+        "verdicts": verdicts,
         "beats_all_baselines": all(v is True for v in beats.values()),
         "model_in_use": {
             "present": in_use is not None,
@@ -188,7 +206,8 @@ def mood_candidate(
     base = mood_baselines(split.train, split.test, f"mood_cluster_{window - 1}", spec.target)
     base_m = {name: mood_metrics(y_test, proba, pred) for name, (proba, pred) in base.items()}
     test_start = split.test[spec.time_col].min()
-    scores, note = _in_use_scores(spec, in_use, in_use_problem, split.test, test_start)
+    expected = {"window_size": window, "timezone": context.get("timezone")}
+    scores, note = _in_use_scores(spec, in_use, in_use_problem, split.test, test_start, expected)
     in_use_m = mood_metrics(y_test, scores) if scores is not None else None
     bundle = _bundle(spec, trained, feature_cols, split, win, xgb, gate, {**context, "window_size": window})
     return Outcome(bundle, _report(spec, gate, {**context, "window_size": window}, win, bundle, train_m, test_m, base_m, in_use_m, note, in_use))
@@ -213,7 +232,7 @@ def session_candidate(
     test_m = session_metrics(y_test, positive(predict_proba(trained.model, trained.classes, split.test, feature_cols)), hours)
     base_m = {name: session_metrics(y_test, s, hours) for name, s in session_baselines(split.train, split.test, spec.target).items()}
     test_start = split.test[spec.time_col].min()
-    scores, note = _in_use_scores(spec, in_use, in_use_problem, split.test, test_start)
+    scores, note = _in_use_scores(spec, in_use, in_use_problem, split.test, test_start, {"timezone": context.get("timezone")})
     in_use_m = session_metrics(y_test, positive(scores), hours) if scores is not None else None
     bundle = _bundle(spec, trained, feature_cols, split, win, xgb, gate, context)
     return Outcome(bundle, _report(spec, gate, context, win, bundle, train_m, test_m, base_m, in_use_m, note, in_use))
