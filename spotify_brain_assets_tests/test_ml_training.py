@@ -174,6 +174,8 @@ def test_too_little_data_is_a_documented_skip():
     assert out.report["decision"]["promoted"] is False and "too little data" in out.report["skipped_reason"]
     with pytest.raises(ValueError, match="unknown gate metric"):
         GateSettings("recall")
+    with pytest.raises(ValueError, match="gate compares one of"):
+        mood_candidate(mood_rows(), 3, FAST, GateSettings("pr_auc"), None, None, {})
 
 
 def test_a_model_in_use_built_for_another_window_or_timezone_is_not_compared():

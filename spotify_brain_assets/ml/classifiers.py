@@ -108,6 +108,8 @@ def _skipped(spec: _Spec, reason: str, context: dict, window: dict | None = None
 
 def _train(spec: _Spec, df: pd.DataFrame, feature_cols: list[str], xgb: XGBSettings, gate: GateSettings, context: dict):
     """(split, trained) or an Outcome saying why nothing could be trained."""
+    if gate.metric not in spec.metrics:
+        raise ValueError(f"the {spec.kind} gate compares one of {spec.metrics}, not {gate.metric!r}")
     df = _recent(df, spec.time_col, gate.window_days)
     split = time_split(df, spec.time_col, gate.test_fraction, spec.group_col)
     window = split.window(spec.time_col)
