@@ -191,6 +191,18 @@ def test_overlapping_exports_count_each_play_once_and_extended_beats_account_dat
     ])
 
 
+def test_a_song_on_repeat_is_matched_play_for_play_with_its_account_data_copies():
+    # short plays of one track back to back, and the account data's minute-precision copies: the
+    # nearest neighbour would pair 16:05 with 16:04:32 and leave a play counted twice
+    ends = ["16:01:02", "16:04:32", "16:05:48", "16:06:58", "16:07:46"]
+    day = "2025-01-05T"
+    extended = plays_frame([(A, pd.Timestamp(day + e + "Z"), 60_000) for e in ends])
+    account = plays_frame([(A, pd.Timestamp(day + e[:5] + ":00Z"), 60_000) for e in ends], origin="export-account")
+    account.index = account.index + 100
+    out = combine([extended, account], pd.Timedelta(seconds=60))
+    assert len(out) == 5 and set(out["origin"]) == {"export"}
+
+
 def features_frame(rows, origin):
     df = plays_frame(rows, origin=origin).drop(columns=["ms_played", "package"])
     for i, col in enumerate(AUDIO_FEATURES):

@@ -42,13 +42,38 @@ def _match_frame(df: pd.DataFrame, position: str) -> pd.DataFrame:
     )
 
 
+def _in_order(lhs: pd.DataFrame, rhs: pd.DataFrame, tolerance: pd.Timedelta) -> pd.DataFrame:
+    """Pairs (_l, _r) from runs of one track (consecutive plays of both sides within `tolerance`)
+    holding as many left as right plays: the k-th left with the k-th right, where within tolerance."""
+    both = pd.concat(
+        [
+            pd.DataFrame({"track_id": lhs["track_id"], "played_at": lhs["played_at"], "_side": 0, "_pos": lhs["_l"]}),
+            pd.DataFrame({"track_id": rhs["track_id"], "played_at": rhs["played_at"], "_side": 1, "_pos": rhs["_r"]}),
+        ],
+        ignore_index=True,
+    ).sort_values(["track_id", "played_at", "_side"], kind="stable")
+    new_track = both["track_id"].ne(both["track_id"].shift()).fillna(True).to_numpy(dtype=bool)
+    both["_run"] = np.cumsum(new_track | both["played_at"].diff().gt(tolerance).to_numpy(dtype=bool))
+    lefts = both.groupby("_run")["_side"].transform("size") - both.groupby("_run")["_side"].transform("sum")
+    even = (lefts * 2 == both.groupby("_run")["_side"].transform("size")).to_numpy()
+    both = both[even]
+    both["_rank"] = both.groupby(["_run", "_side"]).cumcount()
+    left, right = both[both["_side"] == 0], both[both["_side"] == 1]
+    pairs = left.merge(right, on=["_run", "_rank"], suffixes=("", "_right"))
+    close = (pairs["played_at"] - pairs["played_at_right"]).abs() <= tolerance
+    return pd.DataFrame({"_l": pairs.loc[close, "_pos"].to_numpy(), "_r": pairs.loc[close, "_pos_right"].to_numpy()})
+
+
 def match_within(left: pd.DataFrame, right: pd.DataFrame, tolerance: pd.Timedelta) -> pd.DataFrame:
     """One-to-one pairs of plays of the same track whose end times lie within `tolerance`, closest first.
 
     Returns the index labels of the matched rows (columns `left`, `right`). Each play is matched at
     most once, so two real plays of one track a few seconds apart are never both absorbed by a single
-    play of the other side. Each round pairs every right row with its closest claimant; the rounds
-    repeat for the rows left over (a handful of rounds, however long the history).
+    play of the other side. First, where plays of a track lie closer together than `tolerance` (a
+    song on repeat), a run holding as many plays on each side is paired in time order: both sides
+    list the same plays in the same order, which the nearest neighbour can misalign by one. The rest
+    is matched in rounds, each pairing every right row with its closest claimant (a handful of
+    rounds, however long the history).
     """
     empty = pd.DataFrame({"left": left.index[:0], "right": right.index[:0]})
     if len(left) == 0 or len(right) == 0:
@@ -57,9 +82,11 @@ def match_within(left: pd.DataFrame, right: pd.DataFrame, tolerance: pd.Timedelt
     rhs = _match_frame(right, "_r")
     shared = pd.Index(lhs["track_id"].unique()).intersection(pd.Index(rhs["track_id"].unique()))
     lhs, rhs = lhs[lhs["track_id"].isin(shared)], rhs[rhs["track_id"].isin(shared)]
+    rounds = [_in_order(lhs, rhs, tolerance)]
+    lhs = lhs[~lhs["_l"].isin(rounds[0]["_l"])]
+    rhs = rhs[~rhs["_r"].isin(rounds[0]["_r"])]
     rhs = rhs.assign(_r_at=rhs["played_at"]).sort_values("played_at", kind="stable")
     lhs = lhs.sort_values("played_at", kind="stable")
-    rounds = []
     while len(lhs) and len(rhs):
         near = pd.merge_asof(lhs, rhs, on="played_at", by="track_id", direction="nearest", tolerance=tolerance)
         near = near[near["_r"].notna()]
@@ -70,9 +97,9 @@ def match_within(left: pd.DataFrame, right: pd.DataFrame, tolerance: pd.Timedelt
         rounds.append(won[["_l", "_r"]])
         lhs = lhs[~lhs["_l"].isin(won["_l"])]
         rhs = rhs[~rhs["_r"].isin(won["_r"])]
-    if not rounds:
-        return empty
     pairs = pd.concat(rounds, ignore_index=True)
+    if pairs.empty:
+        return empty
     return pd.DataFrame({"left": left.index[pairs["_l"].to_numpy()], "right": right.index[pairs["_r"].to_numpy()]})
 
 
