@@ -195,7 +195,8 @@ def spotify_export(
                 f"recorded in {paths.unavailable_features.name}, not in history"
             )
         unidentified = summarize_unidentified(plan.unidentified)
-        if len(unidentified) or paths.export_unidentified.exists():
+        stale = paths.export_unidentified.exists() and not read_parquet(paths.export_unidentified).equals(unidentified)
+        if stale or (len(unidentified) and not paths.export_unidentified.exists()):
             write_parquet(unidentified, paths.export_unidentified)
         # the state goes last: a crash before it makes the sensor run the (idempotent) import again
         write_json(

@@ -15,8 +15,9 @@ HISTORY_COLUMNS = SESSIONIZED_COLUMNS + ["mood_cluster_id"]
 KEY = ["track_id", "played_at"]
 
 #: Origins a play can have. The API and the demo listener feed ingestion partitions; the others join
-#: through their own doors (adoption, the export import).
-ORIGINS = ("spotify", "demo", "demo-backfill", "predecessor", "export")
+#: through their own doors (adoption, the export import: "export" for the extended streaming history,
+#: "export-account" for account data, whose end times have minute precision).
+ORIGINS = ("spotify", "demo", "demo-backfill", "predecessor", "export", "export-account")
 UNASSIGNED_MOOD = -1
 
 _STRING_COLUMNS = ["track_id", "track_name", "artist_name", "image_url", "origin"]
