@@ -76,11 +76,14 @@ def _strict(value: Any) -> Any:
     return value
 
 
+def write_text(text: str, path: Path) -> None:
+    with _atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_json(obj: Any, path: Path) -> None:
     """Strict JSON (NaN and infinities become null), stable key order, written atomically."""
-    text = json.dumps(_strict(obj), indent=2, allow_nan=False, default=str)
-    with _atomic_target(path) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
+    write_text(json.dumps(_strict(obj), indent=2, allow_nan=False, default=str) + "\n", path)
 
 
 def read_json(path: Path) -> Any:

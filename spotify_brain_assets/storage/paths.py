@@ -130,6 +130,16 @@ class DataPaths:
         return self.processed / "predictions.json"
 
     @property
+    def dashboard_json(self) -> Path:
+        """The dashboard's data, the contract with the owner's website (the predecessor's name)."""
+        return self.export / "dashboard_data.json"
+
+    @property
+    def dashboard_page(self) -> Path:
+        """The self-contained dashboard page rendering dashboard_data.json."""
+        return self.export / "index.html"
+
+    @property
     def imports(self) -> Path:
         """Where a user puts Spotify's data export (the zip or its JSON files) to import it."""
         return self.root / "imports"

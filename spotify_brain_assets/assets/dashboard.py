@@ -1,0 +1,187 @@
+"""`dashboard` (export/dashboard_data.json + export/index.html) and `published_dashboard` (the website)."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from ..dashboard.build import Inputs, build_dashboard, recommendation_rows
+from ..dashboard.deploy import DeployError, deploy
+from ..dashboard.page import render_page
+from ..ml.model_store import ModelRefused, load_model
+from ..plays.schema import HISTORY_COLUMNS
+from ..plays.store import load_history
+from ..resources import DataStore, ListeningSourceResource
+from ..storage.files import read_json, read_parquet, write_json, write_text, writer_lock
+from ..storage.paths import DataPaths
+from .common import WRITER_POOL, md_table
+
+WEBSITE_REPO_ENV = "SPOTIFY_BRAIN_WEBSITE_REPO"
+WEBSITE_DIR_ENV = "SPOTIFY_BRAIN_WEBSITE_DIR"
+WEBSITE_PAGE_ENV = "SPOTIFY_BRAIN_WEBSITE_PAGE"
+WEBSITE_PUSH_ENV = "SPOTIFY_BRAIN_WEBSITE_PUSH"
+
+
+class DashboardConfig(dg.Config):
+    recommendations: int = 5  # tracks recommended for the predicted mood; 0 turns them off
+
+
+class WebsiteDeployment(dg.ConfigurableResource):
+    """Where the dashboard is published: a git checkout of the owner's website.
+
+    `files` maps a file of export/ to its path inside the repository. Nothing but those files is
+    ever staged or committed there; a target outside the repository is refused.
+    """
+
+    repo_path: str | None = None
+    files: dict[str, str] = {"dashboard_data.json": "spotify-brain/dashboard_data.json"}
+    commit: bool = True
+    push: bool = False
+    remote: str = "origin"
+    commit_message: str = "Update Spotify Brain dashboard"
+
+
+def website_deployment_from_env() -> WebsiteDeployment:
+    target_dir = os.environ.get(WEBSITE_DIR_ENV) or "spotify-brain"
+    files = {"dashboard_data.json": f"{target_dir}/dashboard_data.json"}
+    if os.environ.get(WEBSITE_PAGE_ENV, "").lower() in ("1", "true", "yes"):
+        files["index.html"] = f"{target_dir}/index.html"
+    return WebsiteDeployment(
+        repo_path=os.environ.get(WEBSITE_REPO_ENV) or None,
+        files=files,
+        push=os.environ.get(WEBSITE_PUSH_ENV, "").lower() in ("1", "true", "yes"),
+    )
+
+
+def _json_or_none(path: Path):
+    return read_json(path) if path.exists() else None
+
+
+def _rows(path: Path) -> int:
+    return len(read_parquet(path)) if path.exists() else 0
+
+
+def _model_in_use(path: Path, kind: str) -> dict | None:
+    try:
+        bundle = load_model(path, kind)
+    except ModelRefused:
+        return None
+    sidecar = read_json(path.with_name(path.name + ".sha256.json"))
+    return {"version": sidecar["sha256"][:12], "trained_at": bundle["metadata"].get("trained_at")}
+
+
+def _recommend(source, history: pd.DataFrame, prediction: dict, size: int, log) -> list[dict]:
+    """Tracks for the predicted mood; seeds are recent plays of that mood. Never fails the dashboard."""
+    if size <= 0 or not prediction.get("available") or not prediction.get("cluster_centroid"):
+        return []
+    seeds = history[history["mood_cluster_id"] == prediction["mood_cluster_id"]].sort_values("played_at")
+    seed_ids = seeds["track_id"].drop_duplicates(keep="last").tail(5).tolist()
+    if not seed_ids:
+        return []
+    try:
+        return recommendation_rows(source.recommendations(seed_ids, prediction["cluster_centroid"], size))[:size]
+    except Exception as exc:  # a recommendation is a nicety: any failure leaves the list empty
+        log.warning(f"no recommended tracks this time: {type(exc).__name__}: {exc}")
+        return []
+
+
+def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_ingestion: pd.Timestamp | None) -> Inputs:
+    """What the dashboard shows, from the files under the data root (any of them may not exist yet)."""
+    history = load_history(paths)
+    return Inputs(
+        history=history if history is not None else pd.DataFrame(columns=HISTORY_COLUMNS),
+        now=now,
+        generated_at=pd.Timestamp.now(tz="UTC"),
+        timezone=timezone,
+        clusters=_json_or_none(paths.mood_clusters),
+        predictions=_json_or_none(paths.predictions),
+        mood_evaluation=_json_or_none(paths.mood_evaluation),
+        session_evaluation=_json_or_none(paths.session_evaluation),
+        metrics_history=_json_or_none(paths.metrics_history),
+        drift=_json_or_none(paths.drift_report),
+        models={
+            "mood": _model_in_use(paths.mood_classifier, "mood_classifier"),
+            "session": _model_in_use(paths.session_classifier, "session_classifier"),
+        },
+        last_ingestion=last_ingestion,
+        pending_features=_rows(paths.pending_features),
+        unavailable_features=_rows(paths.unavailable_features),
+    )
+
+
+@dg.asset(
+    deps=["history", "predictions", "drift_report", "mood_evaluation", "session_evaluation"],
+    group_name="reporting",
+    kinds={"json", "html"},
+    pool=WRITER_POOL,
+)
+def dashboard(
+    context: dg.AssetExecutionContext,
+    config: DashboardConfig,
+    store: DataStore,
+    listening_source: ListeningSourceResource,
+) -> dg.MaterializeResult:
+    """The dashboard: `export/dashboard_data.json` (the predecessor's keys plus baselines, model
+    versions, freshness, demo flag, timezone; described by dashboard.schema.json) and a self-contained
+    page `export/index.html` that renders it, offline, on a phone or a desktop."""
+    paths = store.paths
+    latest = context.instance.get_latest_materialization_event(dg.AssetKey("ingestions"))
+    last_ingestion = pd.Timestamp(latest.timestamp, unit="s", tz="UTC") if latest else None
+    with writer_lock(paths.lock):
+        inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion)
+        data = build_dashboard(inputs)
+        data["next_prediction"]["recommended_tracks"] = _recommend(
+            listening_source.source(store.timezone), inputs.history, data["next_prediction"], config.recommendations, context.log
+        )
+        write_json(data, paths.dashboard_json)
+        write_text(render_page(data), paths.dashboard_page)
+    nxt, fresh = data["next_prediction"], data["freshness"]
+    hours = pd.DataFrame(data["top_hours"] or [], columns=["hour", "probability"])
+    return dg.MaterializeResult(
+        metadata={
+            "demo_data": data["is_demo"],
+            "next_mood": nxt["mood_label"] or "none",
+            "next_mood_confidence": nxt["confidence"] if nxt["confidence"] is not None else 0.0,
+            "recommended_tracks": len(nxt["recommended_tracks"]),
+            "recently_played": len(data["recently_played"]),
+            "stale": fresh["stale"],
+            "pending_features": fresh["pending_features"],
+            "drift_flags": len(data["drift"]["flags"]),
+            "top_hours": md_table(hours),
+            "path": dg.MetadataValue.path(str(paths.dashboard_json)),
+            "page": dg.MetadataValue.path(str(paths.dashboard_page)),
+        }
+    )
+
+
+@dg.asset(deps=[dashboard], group_name="reporting", kinds={"git"})
+def published_dashboard(context: dg.AssetExecutionContext, store: DataStore, website: WebsiteDeployment) -> dg.MaterializeResult:
+    """The dashboard as published in the owner's website repository: the configured files copied
+    there and committed when they changed (pushed when asked). Not configured: nothing to do."""
+    if not website.repo_path:
+        context.log.info(f"website deployment not configured ({WEBSITE_REPO_ENV} unset): the dashboard stays in export/")
+        return dg.MaterializeResult(metadata={"configured": False})
+    try:
+        outcome = deploy(
+            store.paths.export,
+            Path(website.repo_path).expanduser(),
+            website.files,
+            commit=website.commit,
+            push=website.push,
+            message=website.commit_message,
+            remote=website.remote,
+        )
+    except DeployError as exc:
+        raise dg.Failure(description=f"publishing the dashboard failed (export/ is written and intact): {exc}") from None
+    for message in outcome.messages:
+        context.log.info(message)
+    return dg.MaterializeResult(
+        metadata={
+            "configured": True,
+            "files": ", ".join(outcome.copied),
+            "committed": (outcome.committed or "no (nothing changed)") if website.commit else "off",
+            "pushed": outcome.pushed,
+            "repository": dg.MetadataValue.path(website.repo_path),
+        }
+    )

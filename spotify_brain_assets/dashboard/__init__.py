@@ -1,0 +1,1 @@
+"""The dashboard: its JSON (the contract with the owner's website), the static page, and deployment."""

@@ -1,0 +1,250 @@
+"""Building dashboard_data.json from history and the ML layer's reports: pure functions.
+
+The JSON keeps the predecessor's keys (the owner's website reads them) and adds what it lacked:
+baselines, model versions, freshness, demo flag, timezone. `dashboard.schema.json` describes it.
+"""
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from ..plays.schema import CLUSTER_FEATURES
+
+SCHEMA_VERSION = 1
+RECENT_TRACKS = 25
+TRAJECTORY_BIN = "15min"
+STALE_AFTER_HOURS = 2.0
+
+
+def schema() -> dict:
+    return json.loads(resources.files(__package__).joinpath("dashboard.schema.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Inputs:
+    """Everything the dashboard shows; missing reports are None (a fresh install has none)."""
+
+    history: pd.DataFrame
+    now: pd.Timestamp  # the listener's clock: what "today" and "the last 24 hours" mean
+    timezone: str
+    generated_at: pd.Timestamp | None = None  # the wall clock, for freshness (defaults to `now`)
+    clusters: dict | None = None
+    predictions: dict | None = None
+    mood_evaluation: dict | None = None
+    session_evaluation: dict | None = None
+    metrics_history: list | None = None
+    drift: dict | None = None
+    models: dict = field(default_factory=dict)  # "mood"/"session" → {"version", "trained_at"} of the model in use
+    last_ingestion: pd.Timestamp | None = None
+    pending_features: int = 0
+    unavailable_features: int = 0
+    recommended: list = field(default_factory=list)
+
+
+def _iso(ts: Any, tz: ZoneInfo) -> str | None:
+    if ts is None or (not isinstance(ts, str) and pd.isna(ts)):
+        return None
+    return pd.Timestamp(ts).tz_convert(tz).isoformat()
+
+
+def _labels(clusters: dict | None) -> dict[int, str]:
+    return {int(c["cluster_id"]): c["label"] for c in (clusters or {}).get("clusters", [])}
+
+
+def session_actual(history: pd.DataFrame, tz: ZoneInfo) -> dict[str, float]:
+    """Share of sessions starting in each local hour, max-normalized (the predecessor's convention)."""
+    if len(history) == 0:
+        return {}
+    starts = history.groupby("session_id")["played_at"].min().dt.tz_convert(tz).dt.hour
+    counts = starts.value_counts().reindex(range(24), fill_value=0)
+    return {str(h): round(float(v), 6) for h, v in (counts / counts.max()).items()}
+
+
+def mood_trajectory(history: pd.DataFrame, now: pd.Timestamp, tz: ZoneInfo) -> list[dict]:
+    """Mean valence and energy of the last 24 hours' plays in 15-minute bins (bins with plays only)."""
+    recent = history[(history["played_at"] > now - pd.Timedelta(hours=24)) & (history["played_at"] <= now)]
+    if len(recent) == 0:
+        return []
+    binned = recent.groupby(recent["played_at"].dt.floor(TRAJECTORY_BIN)).agg(
+        valence=("valence", "mean"), energy=("energy", "mean"), plays=("track_id", "size")
+    )
+    return [
+        {"time": _iso(t, tz), "valence": round(float(r.valence), 6), "energy": round(float(r.energy), 6), "plays": int(r.plays)}
+        for t, r in binned.iterrows()
+    ]
+
+
+def recently_played(history: pd.DataFrame, labels: dict[int, str], tz: ZoneInfo) -> list[dict]:
+    recent = history.sort_values("played_at").tail(RECENT_TRACKS).iloc[::-1]
+    return [
+        {
+            "track_id": r.track_id,
+            "track_name": r.track_name,
+            "artist_name": r.artist_name,
+            "played_at": _iso(r.played_at, tz),
+            "image_url": r.image_url or "",
+            "mood_cluster_id": int(r.mood_cluster_id),
+            "mood_label": labels.get(int(r.mood_cluster_id)),
+        }
+        for r in recent.itertuples()
+    ]
+
+
+def mood_clusters(history: pd.DataFrame, clusters: dict | None) -> list[dict]:
+    counts = history["mood_cluster_id"].value_counts() if len(history) else pd.Series(dtype=int)
+    total = max(int(counts[counts.index >= 0].sum()), 1)
+    return [
+        {
+            "cluster_id": int(c["cluster_id"]),
+            "label": c["label"],
+            "centroid": {f: float(c["centroid"][f]) for f in CLUSTER_FEATURES},
+            "plays": int(counts.get(int(c["cluster_id"]), 0)),
+            "share": round(int(counts.get(int(c["cluster_id"]), 0)) / total, 6),
+        }
+        for c in (clusters or {}).get("clusters", [])
+    ]
+
+
+def next_prediction(predictions: dict | None, clusters: dict | None, recommended: list) -> dict:
+    nxt = (predictions or {}).get("next_mood") or {}
+    if not nxt.get("available"):
+        return {
+            "available": False, "mood_cluster_id": None, "mood_label": None, "confidence": None,
+            "cluster_centroid": None, "probabilities": [], "recommended_tracks": [],
+            "note": nxt.get("reason") or "no prediction yet: run full_retrain",
+        }
+    centroids = {int(c["cluster_id"]): c["centroid"] for c in (clusters or {}).get("clusters", [])}
+    cid = int(nxt["mood_cluster_id"])
+    return {
+        "available": True,
+        "mood_cluster_id": cid,
+        "mood_label": nxt.get("mood_label") or str(cid),
+        "confidence": float(nxt["confidence"]),
+        "cluster_centroid": {f: float(centroids[cid][f]) for f in CLUSTER_FEATURES} if cid in centroids else None,
+        "probabilities": [
+            {"mood_cluster_id": int(p["cluster_id"]), "mood_label": p.get("label") or str(p["cluster_id"]), "probability": float(p["probability"])}
+            for p in nxt.get("probabilities", [])
+        ],
+        "recommended_tracks": recommended,
+        "note": None if nxt.get("source") == "model" else nxt.get("reason"),
+    }
+
+
+def session_probs(predictions: dict | None) -> tuple[dict[str, float], list[dict]]:
+    """Today's probability per local hour (on a 25-hour DST day the repeated hour keeps its larger value)."""
+    start = (predictions or {}).get("session_start") or {}
+    if not start.get("available"):
+        return {}, []
+    probs: dict[str, float] = {}
+    for row in start.get("hours", []):
+        key = str(int(row["hour"]))
+        probs[key] = max(probs.get(key, 0.0), float(row["probability"]))
+    top = [{"hour": int(t["hour"]), "probability": float(t["probability"])} for t in start.get("top_hours", [])][:3]
+    return dict(sorted(probs.items(), key=lambda kv: int(kv[0]))), top
+
+
+def comparison(evaluation: dict | None) -> dict | None:
+    """The model's primary metric on the held-out window against each baseline's, and who wins."""
+    if not evaluation or evaluation.get("status") != "trained":
+        return None
+    metric = evaluation["primary_metric"]
+    return {
+        "metric": metric,
+        "model": ((evaluation.get("candidate") or {}).get("test") or {}).get(metric),
+        "baselines": {name: scores.get(metric) for name, scores in (evaluation.get("baselines") or {}).items()},
+        "beats": dict(evaluation.get("beats_baselines") or {}),
+    }
+
+
+def model_info(evaluation: dict | None, in_use: dict | None, tz: ZoneInfo) -> dict:
+    decision = (evaluation or {}).get("decision") or {}
+    return {
+        "available": bool(in_use),
+        "version": (in_use or {}).get("version"),
+        "trained_at": _iso((in_use or {}).get("trained_at"), tz),
+        "promoted": decision.get("promoted"),
+        "note": decision.get("summary") or (evaluation or {}).get("skipped_reason"),
+    }
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)
+
+
+def drift_summary(drift: dict | None, tz: ZoneInfo) -> dict:
+    if not drift:
+        return {"available": False, "generated_at": None, "flags": [], "report": None}
+    rows = list(drift.get("metrics", [])) + list(drift.get("per_hour_start_frequency", []))
+    flags = [
+        {"metric": r["metric"], "change": r.get("change"), "detail": f"{_short(r.get('reference'))} → {_short(r.get('current'))}"}
+        for r in rows
+        if r.get("flagged")
+    ]
+    flags += [
+        {"metric": f"{r['feature']}_distribution", "change": None, "detail": f"PSI {_short(r.get('psi'))}"}
+        for r in drift.get("feature_psi", [])
+        if r.get("flagged")
+    ]
+    return {"available": True, "generated_at": _iso(drift.get("generated_at"), tz), "flags": flags, "report": drift}
+
+
+def build_dashboard(inputs: Inputs) -> dict:
+    tz = ZoneInfo(inputs.timezone)
+    history = inputs.history
+    labels = _labels(inputs.clusters)
+    probs, top = session_probs(inputs.predictions)
+    now = pd.Timestamp(inputs.now).tz_convert("UTC")
+    generated = pd.Timestamp(inputs.generated_at if inputs.generated_at is not None else now).tz_convert("UTC")
+    last_ingestion = inputs.last_ingestion
+    stale = last_ingestion is None or (generated - pd.Timestamp(last_ingestion)) > pd.Timedelta(hours=STALE_AFTER_HOURS)
+    entries = list(inputs.metrics_history or [])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": _iso(generated, tz),
+        "as_of": _iso(now, tz),
+        "timezone": inputs.timezone,
+        "is_demo": bool(len(history)) and bool(history["origin"].astype(str).str.startswith("demo").any()),
+        "next_prediction": next_prediction(inputs.predictions, inputs.clusters, inputs.recommended),
+        "session_probs": probs,
+        "top_hours": top,
+        "session_actual": session_actual(history, tz),
+        "mood_clusters": mood_clusters(history, inputs.clusters),
+        "mood_trajectory": mood_trajectory(history, now, tz),
+        "recently_played": recently_played(history, labels, tz),
+        "metrics": {"latest": entries[-1] if entries else None, "history": entries[-11:-1]},
+        "baselines": {"mood": comparison(inputs.mood_evaluation), "session": comparison(inputs.session_evaluation)},
+        "models": {
+            "mood": model_info(inputs.mood_evaluation, inputs.models.get("mood"), tz),
+            "session": model_info(inputs.session_evaluation, inputs.models.get("session"), tz),
+        },
+        "freshness": {
+            "last_play": _iso(history["played_at"].max(), tz) if len(history) else None,
+            "last_ingestion": _iso(last_ingestion, tz),
+            "pending_features": int(inputs.pending_features),
+            "unavailable_features": int(inputs.unavailable_features),
+            "stale": bool(stale),
+            "stale_after_hours": STALE_AFTER_HOURS,
+        },
+        "drift": drift_summary(inputs.drift, tz),
+    }
+
+
+def recommendation_rows(items: list[dict]) -> list[dict]:
+    """ReccoBeats recommendation items → the dashboard's track entries."""
+    rows = []
+    for item in items:
+        href = item.get("href") or ""
+        track_id = href.rstrip("/").rsplit("/", 1)[-1] if href else str(item.get("id", ""))
+        rows.append(
+            {
+                "track_id": track_id,
+                "track_name": item.get("trackTitle") or "",
+                "artist_name": ", ".join(a.get("name", "") for a in item.get("artists") or []),
+                "url": f"https://open.spotify.com/track/{track_id}",
+            }
+        )
+    return rows

@@ -1,0 +1,75 @@
+"""dashboard_data.json from history and reports: pure functions, validated against the JSON Schema."""
+
+import json
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, mood_trajectory, schema, session_actual
+from spotify_brain_assets.dashboard.page import render_page
+from spotify_brain_assets.plays.schema import HISTORY_COLUMNS
+
+from .test_sessions import plays_at
+
+NOW = pd.Timestamp("2026-11-26T12:00:00Z")
+
+
+def history_of(minutes_before_now, sessions, moods):
+    df = plays_at([0] * len(minutes_before_now))
+    df["played_at"] = [NOW - pd.Timedelta(minutes=m) for m in minutes_before_now]
+    df["session_id"] = sessions
+    df["mood_cluster_id"] = moods
+    return df.sort_values("played_at").reset_index(drop=True)[HISTORY_COLUMNS]
+
+
+def validate(data):
+    jsonschema.validate(data, schema())
+    json.dumps(data, allow_nan=False)  # strict JSON: no NaN or Infinity anywhere
+
+
+def test_an_empty_history_with_no_reports_gives_a_valid_dashboard():
+    data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="Europe/Stockholm"))
+    validate(data)
+    assert data["recently_played"] == [] and data["mood_trajectory"] == [] and data["mood_clusters"] == []
+    assert data["next_prediction"]["available"] is False and data["freshness"]["stale"] is True
+    assert data["is_demo"] is False and data["generated_at"].endswith("+01:00")
+
+
+def test_session_actual_is_the_max_normalized_share_of_starts_per_local_hour():
+    # three sessions starting 07:xx, 07:yy and 19:zz Stockholm time (UTC+1 in November)
+    df = history_of([0, 0, 0, 0], [0, 0, 1, 2], [0, 0, 0, 0])
+    df["played_at"] = pd.to_datetime(["2026-11-25T06:10Z", "2026-11-25T06:13Z", "2026-11-25T18:00Z", "2026-11-26T06:30Z"])
+    shares = session_actual(df.sort_values("played_at"), ZoneInfo("Europe/Stockholm"))
+    assert shares["7"] == 1.0 and shares["19"] == 0.5 and shares["0"] == 0.0 and len(shares) == 24
+
+
+def test_trajectory_bins_the_last_24_hours_in_15_minutes():
+    df = history_of([1, 2, 20, 25 * 60], [5, 5, 5, 4], [0, 0, 0, 0])
+    df.loc[df.index[-1], "valence"] = 0.9  # the newest play
+    points = mood_trajectory(df, NOW, ZoneInfo("UTC"))
+    assert [p["plays"] for p in points] == [1, 2]  # the play 25 h ago is out; 1 and 2 min ago share a bin
+    assert points[-1]["valence"] == pytest.approx((0.9 + 0.5) / 2)
+
+
+def test_recently_played_is_the_newest_25_newest_first_with_labels_and_staleness():
+    minutes = list(range(0, 300, 10))
+    df = history_of(minutes, [0] * len(minutes), [1] * len(minutes))
+    clusters = {"clusters": [{"cluster_id": 1, "label": "High energy, positive", "centroid": dict.fromkeys(
+        ["valence", "energy", "danceability", "acousticness", "instrumentalness", "tempo_norm"], 0.5)}]}
+    data = build_dashboard(Inputs(history=df, now=NOW, timezone="UTC", clusters=clusters, last_ingestion=NOW - pd.Timedelta(hours=3)))
+    validate(data)
+    recent = data["recently_played"]
+    assert len(recent) == 25 and recent[0]["played_at"] > recent[-1]["played_at"]
+    assert recent[0]["mood_label"] == "High energy, positive"
+    assert data["freshness"]["stale"] is True
+    assert data["mood_clusters"][0]["plays"] == len(df) and data["mood_clusters"][0]["share"] == 1.0
+
+
+def test_the_page_embeds_the_data_safely():
+    data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="UTC"))
+    data["next_prediction"]["note"] = "</script><script>alert(1)</script>"
+    html = render_page(data)
+    assert html.count("</script>") == 2  # the page's own two script elements, nothing injected
+    assert "/*CSS*/" not in html and "/*JS*/" not in html and "/*DATA*/" not in html
