@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import joblib
 
-from ..storage.files import CorruptFileError, read_json, write_json
+from ..storage.files import CorruptFileError, read_json, write_bytes, write_json
 
 PROJECT_MARKER = "spotify-brain"
 FORMAT_VERSION = 1
@@ -38,19 +36,6 @@ def previous_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.previous{path.suffix}")
 
 
-def _write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def save_model(bundle: dict[str, Any], path: Path, kind: str) -> str:
     """Write the bundle and its sidecar (atomically, each); returns the file's SHA-256."""
     missing = [k for k in BUNDLE_KEYS if k not in bundle]
@@ -60,7 +45,7 @@ def save_model(bundle: dict[str, Any], path: Path, kind: str) -> str:
     joblib.dump(bundle, buffer)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
-    _write_bytes(data, path)
+    write_bytes(data, path)
     write_json(
         {
             "project": PROJECT_MARKER,
@@ -123,7 +108,7 @@ def promote(candidate: Path, target: Path, kind: str) -> str:
     if target.exists():
         for src, dst in ((target, previous_path(target)), (sidecar_path(target), sidecar_path(previous_path(target)))):
             if src.exists():
-                _write_bytes(src.read_bytes(), dst)
-    _write_bytes(candidate.read_bytes(), target)
-    _write_bytes(sidecar_path(candidate).read_bytes(), sidecar_path(target))
+                write_bytes(src.read_bytes(), dst)
+    write_bytes(candidate.read_bytes(), target)
+    write_bytes(sidecar_path(candidate).read_bytes(), sidecar_path(target))
     return verify_model(target, kind)

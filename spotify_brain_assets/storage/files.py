@@ -76,9 +76,13 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def write_text(text: str, path: Path) -> None:
+def write_bytes(data: bytes, path: Path) -> None:
     with _atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
+
+
+def write_text(text: str, path: Path) -> None:
+    write_bytes(text.encode("utf-8"), path)
 
 
 def write_json(obj: Any, path: Path) -> None:
