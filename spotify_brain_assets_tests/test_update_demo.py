@@ -1,7 +1,6 @@
 """The `update` job on the demo listener: slots, late and duplicate plays, re-runs, pending features."""
 
 import pandas as pd
-import pytest
 
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, KEY
 from spotify_brain_assets.sources.demo import DemoListener

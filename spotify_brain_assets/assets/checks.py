@@ -6,9 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from ..imports.output import replaced_keys
-from ..plays.schema import HISTORY_COLUMNS, KEY
+from ..plays.schema import KEY
 from ..plays.sessions import DEFAULT_GAP_MINUTES, gap_rule_violations
-from ..plays.store import load_history
+from ..plays.store import history_or_empty
 from ..resources import DataStore
 from ..storage.files import parquet_metadata, read_parquet
 from .history import GAP_MINUTES, history
@@ -21,9 +21,7 @@ HISTORY_CHECKS = ["no_duplicates", "no_nulls", "sorted_by_played_at", "sessions_
 )
 def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
     paths = store.paths
-    df = load_history(paths)
-    if df is None:
-        df = pd.DataFrame(columns=HISTORY_COLUMNS)
+    df = history_or_empty(paths)
     dupes = int(df.duplicated(KEY).sum())
     yield dg.AssetCheckResult(check_name="no_duplicates", passed=dupes == 0, metadata={"duplicates": dupes})
     raw = read_parquet(paths.history) if paths.history.exists() else df

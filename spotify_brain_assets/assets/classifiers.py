@@ -10,7 +10,8 @@ from ..ml.classifiers import GateSettings, Outcome
 from ..ml.evaluation import upsert_run_entry
 from ..ml.model_store import ModelRefused, load_model, promote, save_model, sidecar_path, verify_model
 from ..ml.training import XGBSettings
-from ..storage.files import CorruptFileError, parquet_metadata, read_json, write_json
+from ..plays.store import history_or_empty
+from ..storage.files import CorruptFileError, parquet_metadata, read_json, write_json, writer_lock
 from ..storage.paths import DataPaths
 from .common import md_table
 
@@ -211,6 +212,31 @@ def publish_evaluation(context: dg.AssetExecutionContext, paths: DataPaths, kind
     entries = upsert_run_entry(entries, context.run.run_id, updates, drift_summary(drift) if drift else None)
     write_json(entries, paths.metrics_history)
     return report
+
+
+def evaluation_result(
+    context: dg.AssetExecutionContext, paths: DataPaths, kind: str, out_path, entry_key: str, metrics: list[str]
+) -> tuple[dict, dict]:
+    """Publish the newest report of `kind`; (report, the metadata both evaluation assets show)."""
+    with writer_lock(paths.lock):
+        hist = history_or_empty(paths)
+        stats = {"num_tracks": len(hist), "num_sessions": int(hist["session_id"].nunique()) if len(hist) else 0}
+        report = publish_evaluation(context, paths, kind, out_path, entry_key, stats)
+    meta = {
+        "status": report["status"],
+        "promoted": report["decision"]["promoted"],
+        "decision": report["decision"]["summary"],
+        "demo_data": report.get("demo_data", False),
+        "path": dg.MetadataValue.path(str(out_path)),
+    }
+    if report["status"] == "trained":
+        test = report["candidate"]["test"]
+        meta.update({f"test_{m}": test[m] for m in metrics})
+        meta["beats_all_baselines"] = report["beats_all_baselines"]
+        meta["verdicts"] = dg.MetadataValue.md("\n".join(f"- the model {v}" for v in report["verdicts"]))
+        meta["metrics"] = metrics_md(report, metrics)
+        meta["comparison"] = comparison_md(report)
+    return report, meta
 
 
 def drift_summary(drift: dict) -> dict:

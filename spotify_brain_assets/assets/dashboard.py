@@ -10,8 +10,7 @@ from ..dashboard.build import Inputs, build_dashboard, recommendation_rows
 from ..dashboard.deploy import DeployError, deploy
 from ..dashboard.page import render_page
 from ..ml.model_store import ModelRefused, load_model
-from ..plays.schema import HISTORY_COLUMNS
-from ..plays.store import load_history
+from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
 from ..storage.files import read_json, read_parquet, write_json, write_text, writer_lock
 from ..storage.paths import DataPaths
@@ -88,9 +87,8 @@ def _recommend(source, history: pd.DataFrame, prediction: dict, size: int, log) 
 
 def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_ingestion: pd.Timestamp | None) -> Inputs:
     """What the dashboard shows, from the files under the data root (any of them may not exist yet)."""
-    history = load_history(paths)
     return Inputs(
-        history=history if history is not None else pd.DataFrame(columns=HISTORY_COLUMNS),
+        history=history_or_empty(paths),
         now=now,
         generated_at=pd.Timestamp.now(tz="UTC"),
         timezone=timezone,

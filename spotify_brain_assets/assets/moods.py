@@ -12,8 +12,7 @@ from ..ml.evaluation import MOOD_METRICS
 from ..ml.mood_features import DEFAULT_WINDOW, TARGET, feature_columns
 from ..ml.mood_features import mood_dataset as build_mood_dataset
 from ..ml.model_store import previous_path
-from ..plays.schema import HISTORY_COLUMNS
-from ..plays.store import load_history, load_plays
+from ..plays.store import history_or_empty, load_plays
 from ..resources import DataStore
 from ..storage.files import CorruptFileError, keep_previous, parquet_metadata, read_json, read_parquet, write_json, write_parquet, writer_lock
 from .classifiers import (
@@ -21,12 +20,10 @@ from .classifiers import (
     TIMEZONE_KEY,
     ClassifierConfig,
     classifier_metadata,
-    comparison_md,
     dataset_context,
     gate_result,
-    metrics_md,
     model_in_use,
-    publish_evaluation,
+    evaluation_result,
     store_outcome,
 )
 from .common import WRITER_POOL, is_demo, md_table
@@ -113,11 +110,6 @@ class MoodDatasetConfig(dg.Config):
     window: int = DEFAULT_WINDOW  # plays of the session so far that predict the next play's mood
 
 
-def _history_or_empty(paths) -> pd.DataFrame:
-    df = load_history(paths)
-    return df if df is not None else pd.DataFrame(columns=HISTORY_COLUMNS)
-
-
 @dg.asset(deps=[history], group_name="moods", kinds={"parquet"}, pool=WRITER_POOL)
 def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, store: DataStore) -> dg.MaterializeResult:
     """Next-track training set (`processed/mood_nexttrack_train.parquet`): one row per position in a
@@ -130,7 +122,7 @@ def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, s
     """
     paths = store.paths
     with writer_lock(paths.lock):
-        hist = _history_or_empty(paths)
+        hist = history_or_empty(paths)
         ds = build_mood_dataset(hist, config.window, store.tz)
         origins = ",".join(sorted(hist["origin"].astype("string").unique().tolist())) if len(hist) else ""
         write_parquet(ds, paths.mood_dataset, {WINDOW_KEY: str(config.window), ORIGINS_KEY: origins, TIMEZONE_KEY: store.timezone})
@@ -204,23 +196,5 @@ def mood_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.M
     fitted on the training period and scored on the same held-out rows. Says plainly whether the
     model beats each baseline, and whether it was promoted. Appends to `metrics/metrics_history.json`.
     """
-    paths = store.paths
-    with writer_lock(paths.lock):
-        hist = _history_or_empty(paths)
-        stats = {"num_tracks": len(hist), "num_sessions": int(hist["session_id"].nunique()) if len(hist) else 0}
-        report = publish_evaluation(context, paths, "mood_classifier", paths.mood_evaluation, "mood_model", stats)
-    meta = {
-        "status": report["status"],
-        "promoted": report["decision"]["promoted"],
-        "decision": report["decision"]["summary"],
-        "demo_data": report.get("demo_data", False),
-        "path": dg.MetadataValue.path(str(paths.mood_evaluation)),
-    }
-    if report["status"] == "trained":
-        test = report["candidate"]["test"]
-        meta.update({f"test_{m}": test[m] for m in MOOD_METRICS})
-        meta["beats_all_baselines"] = report["beats_all_baselines"]
-        meta["verdicts"] = dg.MetadataValue.md("\n".join(f"- the model {v}" for v in report["verdicts"]))
-        meta["metrics"] = metrics_md(report, MOOD_METRICS)
-        meta["comparison"] = comparison_md(report)
+    _, meta = evaluation_result(context, store.paths, "mood_classifier", store.paths.mood_evaluation, "mood_model", MOOD_METRICS)
     return dg.MaterializeResult(metadata=meta)

@@ -9,8 +9,7 @@ from ..ml.drift import DriftSettings, drift_report as build_drift_report
 from ..ml.evaluation import set_run_drift
 from ..ml.model_store import ModelRefused, load_model
 from ..ml.predict import markov_next_mood, next_mood, prior_outlook, session_outlook
-from ..plays.schema import HISTORY_COLUMNS
-from ..plays.store import load_history
+from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
 from ..storage.files import CorruptFileError, read_json, write_json, writer_lock
 from .classifiers import drift_summary, report_path
@@ -28,11 +27,6 @@ class DriftConfig(dg.Config):
     psi_bins: int = 10
 
 
-def _history_or_empty(paths) -> pd.DataFrame:
-    df = load_history(paths)
-    return df if df is not None else pd.DataFrame(columns=HISTORY_COLUMNS)
-
-
 @dg.asset(deps=[history], group_name="reporting", kinds={"json"}, pool=WRITER_POOL)
 def drift_report(
     context: dg.AssetExecutionContext, config: DriftConfig, store: DataStore, listening_source: ListeningSourceResource
@@ -47,7 +41,7 @@ def drift_report(
     settings = DriftSettings(config.current_days, config.reference_days, config.threshold, config.psi_threshold, config.psi_bins)
     now = listening_source.now()
     with writer_lock(paths.lock):
-        hist = _history_or_empty(paths)
+        hist = history_or_empty(paths)
         report = build_drift_report(hist, now, store.tz, settings)
         report["demo_data"] = is_demo(hist["origin"]) if len(hist) else False
         write_json(report, paths.drift_report)
@@ -117,7 +111,7 @@ def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_s
     paths = store.paths
     now = listening_source.now()
     with writer_lock(paths.lock):
-        hist = _history_or_empty(paths)
+        hist = history_or_empty(paths)
         try:
             labels = _labels(paths)
         except CorruptFileError as exc:

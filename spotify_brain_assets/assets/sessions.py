@@ -9,8 +9,7 @@ import pandas as pd
 from ..ml.classifiers import session_candidate
 from ..ml.evaluation import SESSION_METRICS
 from ..ml.session_features import FEATURE_COLUMNS, TARGET, session_dataset as build_session_dataset
-from ..plays.schema import HISTORY_COLUMNS
-from ..plays.store import load_history
+from ..plays.store import history_or_empty
 from ..resources import DataStore
 from ..storage.files import read_parquet, write_parquet, writer_lock
 from .classifiers import (
@@ -18,21 +17,14 @@ from .classifiers import (
     TIMEZONE_KEY,
     ClassifierConfig,
     classifier_metadata,
-    comparison_md,
     dataset_context,
     gate_result,
-    metrics_md,
     model_in_use,
-    publish_evaluation,
+    evaluation_result,
     store_outcome,
 )
 from .common import WRITER_POOL, is_demo, md_table
 from .history import history
-
-
-def _history_or_empty(paths) -> pd.DataFrame:
-    df = load_history(paths)
-    return df if df is not None else pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
 @dg.asset(deps=[history], group_name="sessions", kinds={"parquet"}, pool=WRITER_POOL)
@@ -47,7 +39,7 @@ def session_dataset(context: dg.AssetExecutionContext, store: DataStore) -> dg.M
     """
     paths = store.paths
     with writer_lock(paths.lock):
-        hist = _history_or_empty(paths)
+        hist = history_or_empty(paths)
         ds = build_session_dataset(hist, store.tz)
         origins = ",".join(sorted(hist["origin"].astype("string").unique().tolist())) if len(hist) else ""
         write_parquet(ds, paths.session_dataset, {ORIGINS_KEY: origins, TIMEZONE_KEY: store.timezone})
@@ -121,25 +113,11 @@ def session_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> d
     hour-of-day and hour-of-week priors fitted on the training period, on the same held-out hours.
     Says plainly whether the model beats each baseline. Appends to `metrics/metrics_history.json`.
     """
-    paths = store.paths
-    with writer_lock(paths.lock):
-        hist = _history_or_empty(paths)
-        stats = {"num_tracks": len(hist), "num_sessions": int(hist["session_id"].nunique()) if len(hist) else 0}
-        report = publish_evaluation(context, paths, "session_classifier", paths.session_evaluation, "session_model", stats)
-    meta = {
-        "status": report["status"],
-        "promoted": report["decision"]["promoted"],
-        "decision": report["decision"]["summary"],
-        "demo_data": report.get("demo_data", False),
-        "path": dg.MetadataValue.path(str(paths.session_evaluation)),
-    }
+    report, meta = evaluation_result(
+        context, store.paths, "session_classifier", store.paths.session_evaluation, "session_model", SESSION_METRICS
+    )
     if report["status"] == "trained":
         test = report["candidate"]["test"]
-        meta.update({f"test_{m}": test[m] for m in SESSION_METRICS})
-        meta["beats_all_baselines"] = report["beats_all_baselines"]
-        meta["verdicts"] = dg.MetadataValue.md("\n".join(f"- the model {v}" for v in report["verdicts"]))
-        meta["metrics"] = metrics_md(report, SESSION_METRICS)
-        meta["comparison"] = comparison_md(report)
         buckets = pd.DataFrame([{"time_of_day": k, **v} for k, v in test["by_time_of_day"].items()])
         meta["by_time_of_day"] = md_table(buckets)
         meta["f1_at_thresholds"] = md_table(pd.DataFrame([{"threshold": k, "f1": v} for k, v in test["f1_at"].items()]))

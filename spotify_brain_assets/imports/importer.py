@@ -18,7 +18,7 @@ from ..plays.ingest import UNAVAILABLE_COLUMNS, attach_features
 from ..plays.schema import AUDIO_FEATURES, KEY, PLAY_COLUMNS, conform
 from .dedupe import combine, drop_repeats
 from .discover import Discovery, discover
-from .identify import identify, summarize_unidentified
+from .identify import identify
 from .output import conform_export
 from .parse import MIN_PLAY_MS, empty_parsed, parse_file
 

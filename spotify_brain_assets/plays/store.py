@@ -49,6 +49,12 @@ def load_history(paths: DataPaths) -> pd.DataFrame | None:
     return conform(with_origin(df, "predecessor").fillna({"mood_cluster_id": -1}), HISTORY_COLUMNS)
 
 
+def history_or_empty(paths: DataPaths) -> pd.DataFrame:
+    """history.parquet, or an empty frame of its columns before the first materialization."""
+    df = load_history(paths)
+    return df if df is not None else empty(HISTORY_COLUMNS)
+
+
 def fingerprint(path: Path) -> str:
     stat = os.stat(path)
     return f"{stat.st_size}:{stat.st_mtime_ns}"

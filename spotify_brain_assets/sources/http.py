@@ -208,7 +208,7 @@ class HttpClient:
                 return None
             try:
                 return response.json()
-            except ValueError as exc:
+            except ValueError:
                 kind = response.headers.get("Content-Type") or "no content type"
                 raise MalformedResponse(
                     f"{self.service} {name} answered {response.status_code} with a body that is not valid JSON "
