@@ -94,3 +94,25 @@ def test_not_configured_is_a_log_line_not_an_error(instance, data_root):
     result = run_job("update", instance, data_root, demo_at("2026-11-26T09:00:00Z"), "20261126_090000")
     assert result.success
     assert materializations(result)["published_dashboard"]["configured"] is False
+
+
+def test_a_failing_recommendation_service_never_fails_the_dashboard(instance, data_root):
+    from spotify_brain_assets.resources import DemoListenerResource
+    from spotify_brain_assets.sources.demo import DemoListener
+
+    class NoRecommendations(DemoListener):
+        def recommendations(self, seed_ids, targets, size=10):
+            raise ConnectionError("recommendation service unreachable")
+
+    class Source(DemoListenerResource):
+        def source(self, timezone):
+            return NoRecommendations(seed=self.seed, timezone=timezone, now=self.now().to_pydatetime())
+
+    clock = "2026-11-26T09:00:00Z"
+    assert run_job("update", instance, data_root, Source(clock=clock), "20261126_090000").success
+    assert run_job("full_retrain", instance, data_root, Source(clock=clock)).success
+    import json
+
+    data = json.loads(DataPaths.at(data_root).dashboard_json.read_text())
+    assert data["next_prediction"]["available"] is True
+    assert data["next_prediction"]["recommended_tracks"] == []

@@ -49,12 +49,14 @@ def test_the_demo_dashboard_renders_everything_it_holds(demo_export):
     data = json.loads((demo_export / "dashboard_data.json").read_text())
     jsonschema.validate(data, schema())
     assert data["is_demo"] is True and len(data["recently_played"]) == 25
+    assert len(data["next_prediction"]["recommended_tracks"]) == 5  # from the demo listener's catalog
     with serve(demo_export) as url, chromium() as driver:
         assert open_rendered(driver, f"{url}/index.html") == "true"
         assert "simulated listener" in texts(driver, "#demo-banner")[0]
         assert not texts(driver, "#stale-banner")  # ingested moments ago (wall clock), whatever the demo clock says
         assert texts(driver, "#next-mood-label") == [data["next_prediction"]["mood_label"]]
         assert len(texts(driver, "#next-mood .bar-row")) == len(data["next_prediction"]["probabilities"])
+        assert len(driver.find_elements("css selector", "#next-mood li")) == 5
         assert len(driver.find_elements("css selector", "#session-hours rect.hour-bar")) == 24
         assert len(driver.find_elements("css selector", "#mood-map circle.cluster-dot")) == len(data["mood_clusters"])
         labels = texts(driver, "#mood-map text.cluster-label")

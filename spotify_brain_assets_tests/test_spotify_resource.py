@@ -64,3 +64,18 @@ def test_a_reccobeats_outage_answers_no_features_so_plays_wait_as_pending(fake, 
 
 def test_the_clock_freezes_now():
     assert SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock=CLOCK).now() == pd.Timestamp(CLOCK)
+
+
+def test_recommendations_are_steered_by_a_mood_centroid_over_http(fake, tmp_path):
+    calm = ["1" * 22, "2" * 22, "3" * 22]
+    loud = ["4" * 22, "5" * 22]
+    for track_id in calm:
+        fake.set_features(track_id, energy=0.2, valence=0.3, acousticness=0.9)
+    for track_id in loud:
+        fake.set_features(track_id, energy=0.95, valence=0.8, acousticness=0.05)
+    source = resource(fake, tmp_path, CLOCK, env=False).source("UTC")
+    centroid = {"valence": 0.8, "energy": 0.9, "danceability": 0.5, "acousticness": 0.1, "instrumentalness": 0.0, "tempo_norm": 0.5}
+    items = source.recommendations([calm[0]], centroid, size=2)
+    assert [i["href"].rsplit("/", 1)[-1] for i in items] == loud  # the centroid wins over the seed's own mood
+    asked = fake.requests_to("recommendation")[-1]
+    assert asked.query["tempo"] == ["125.0"] and "tempo_norm" not in asked.query
