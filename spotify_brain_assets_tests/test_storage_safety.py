@@ -84,3 +84,19 @@ def test_a_process_killed_while_writing_history_leaves_the_previous_file(tmp_pat
     assert proc.returncode == -9, proc.stderr
     assert paths.history.read_bytes() == before
     assert len(pd.read_parquet(paths.history)) > 0
+
+
+def test_atomic_writes_keep_the_mode_a_plain_write_would_give(tmp_path):
+    from spotify_brain_assets.storage.files import write_json
+
+    fresh = tmp_path / "export" / "dashboard_data.json"
+    write_json({"a": 1}, fresh)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by a web server, as open() would make it
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    write_json({"b": 2}, private)
+    assert private.stat().st_mode & 0o777 == 0o600  # an existing file keeps its mode
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -20,6 +20,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+#: what a plain open() would create; mkstemp's 0600 would hide export/ from a web server
+_NEW_FILE_MODE = _default_mode()
+
+
 class CorruptFileError(RuntimeError):
     """A file under the data root cannot be read as what it should be."""
 
@@ -34,6 +44,7 @@ def _atomic_target(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _NEW_FILE_MODE)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
