@@ -13,6 +13,8 @@ from pathlib import Path
 import dagster as dg
 from dotenv import load_dotenv  # installed with Dagster, which reads .env the same way in `dagster dev`
 
+from .sources import authorize
+
 
 def _instance() -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
@@ -59,12 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     update.add_argument("--slot", help="partition key YYYYMMDD_HHMMSS (default: the current slot)")
     sub.add_parser("full-retrain", help="run the `full_retrain` job")
     sub.add_parser("run", help="an update slot, then full_retrain: the quickstart")
-    try:
-        from .sources import authorize
-    except ImportError:
-        authorize = None
-    if authorize is not None:
-        authorize.register(sub)
+    authorize.register(sub)
     args = parser.parse_args(argv)
     load_dotenv(Path.cwd() / ".env", override=False)  # what `spotify-brain authorize` wrote
     if args.command == "authorize":

@@ -1,5 +1,7 @@
 """Shared fixtures: a fresh data root, an instance, and a way to run a slice of the graph."""
 
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +26,29 @@ def data_root(tmp_path) -> Path:
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@pytest.fixture
+def dagster_home(tmp_path) -> Path:
+    """A DAGSTER_HOME with the repository's dagster.yaml, as the README sets it up."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def cli_env(data_root: Path, dagster_home: Path, clock: str | None = None) -> dict[str, str]:
+    """The environment of a command a user types: this data root and home, the demo listener."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
+    env.update(
+        SPOTIFY_BRAIN_DATA_DIR=str(data_root),
+        SPOTIFY_BRAIN_SOURCE="demo",
+        SPOTIFY_BRAIN_TIMEZONE=TIMEZONE,
+        DAGSTER_HOME=str(dagster_home),
+    )
+    if clock:
+        env["SPOTIFY_BRAIN_DEMO_CLOCK"] = clock
+    return env
 
 
 def store_for(root: Path, timezone: str = TIMEZONE) -> DataStore:

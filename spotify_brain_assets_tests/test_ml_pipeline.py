@@ -1,7 +1,6 @@
 """The ML layer through Dagster: full_retrain over demo data, the gate, update, the predecessor's data."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from spotify_brain_assets.ml.session_features import TARGET as SESSION_TARGET
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS
 from spotify_brain_assets.storage.paths import DataPaths
 
-from .conftest import FIXTURES, REPO, TIMEZONE, demo_at, materializations, run_job, store_for
+from .conftest import FIXTURES, REPO, TIMEZONE, cli_env, demo_at, materializations, run_job, store_for
 
 CLOCK, SLOT = "2026-03-01T12:00:00Z", "20260301_120000"
 LATER_CLOCK, LATER_SLOT = "2026-03-02T08:00:00Z", "20260302_080000"
@@ -129,19 +128,11 @@ def test_full_retrain_writes_every_file_with_the_expected_schema(retrained):
             assert outlook[key]["source"].startswith("baseline:") and "not promoted" in outlook[key]["reason"]
 
 
-def test_select_mood_classifier_through_the_dagster_cli_after_a_full_retrain(retrained, tmp_path):
+def test_select_mood_classifier_through_the_dagster_cli_after_a_full_retrain(retrained, tmp_path, dagster_home):
     root = copy_of(retrained, tmp_path)
     paths = DataPaths.at(root)
     before = read(paths.candidates / "mood_classifier.report.json")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))},
-        "DAGSTER_HOME": str(home),
-        "SPOTIFY_BRAIN_DATA_DIR": str(root),
-        "SPOTIFY_BRAIN_TIMEZONE": TIMEZONE,
-        "SPOTIFY_BRAIN_SOURCE": "demo",
-    }
+    env = cli_env(root, dagster_home)
     proc = subprocess.run(
         [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "spotify_brain_assets", "--select", "mood_classifier"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,

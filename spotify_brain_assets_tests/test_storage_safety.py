@@ -12,37 +12,22 @@ from spotify_brain_assets.plays.schema import KEY
 from spotify_brain_assets.plays.sessions import gap_rule_violations
 from spotify_brain_assets.storage.paths import DataPaths
 
-from .conftest import REPO, demo_at, run_job
+from .conftest import cli_env, demo_at, run_job
 
 
-def cli_env(data_root, dagster_home, clock):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
-    env.update(
-        SPOTIFY_BRAIN_DATA_DIR=str(data_root),
-        SPOTIFY_BRAIN_SOURCE="demo",
-        SPOTIFY_BRAIN_TIMEZONE="Europe/Stockholm",
-        DAGSTER_HOME=str(dagster_home),
-        SPOTIFY_BRAIN_DEMO_CLOCK=clock,
-    )
-    return env
-
-
-def test_two_updates_started_together_never_interleave_writes(tmp_path, data_root, instance):
+def test_two_updates_started_together_never_interleave_writes(tmp_path, data_root, instance, dagster_home):
     # a first slot gives both runs a history to merge into
     assert run_job("update", instance, data_root, demo_at("2026-11-26T09:00:00Z"), "20261126_090000").success
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     # a user's instance exists before runs start; two processes creating its databases at once race
     # in Dagster's schema migration, which is not what this test is about
-    with dg.DagsterInstance.from_config(str(home)) as created:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as created:
         assert created.get_runs() == []
     slots = [("2026-11-26T19:00:00Z", "20261126_190000"), ("2026-11-26T23:30:00Z", "20261126_233000")]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "spotify_brain_assets.cli", "update", "--slot", key],
             cwd=tmp_path,
-            env=cli_env(data_root, home, clock),
+            env=cli_env(data_root, dagster_home, clock),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

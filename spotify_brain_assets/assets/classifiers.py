@@ -121,7 +121,7 @@ def gate_result(paths: DataPaths, kind: str, target) -> dg.AssetCheckResult:
     stayed; ERROR (blocking what depends on the model) when the file in use cannot be trusted."""
     path = report_path(paths, kind)
     try:
-        report = read_json(path) if path.exists() else None
+        report = read_json(path, None)
     except CorruptFileError as exc:
         report, problem = None, str(exc)
     else:
@@ -200,10 +200,10 @@ def publish_evaluation(context: dg.AssetExecutionContext, paths: DataPaths, kind
     report = read_json(source)
     report["published_at"] = pd.Timestamp.now(tz="UTC").isoformat()
     write_json(report, out_path)
-    entries = read_json(paths.metrics_history) if paths.metrics_history.exists() else []
+    entries = read_json(paths.metrics_history, [])
     if not isinstance(entries, list):
         raise CorruptFileError(f"{paths.metrics_history} is not a list of run entries")
-    drift = read_json(paths.drift_report) if paths.drift_report.exists() else None
+    drift = read_json(paths.drift_report, None)
     updates = {
         **history_stats,
         "demo_data": report.get("demo_data", False),

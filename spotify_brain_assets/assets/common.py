@@ -21,7 +21,3 @@ def md_table(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
     if len(df) > max_rows:
         lines.append(f"\n_{len(df) - max_rows} more rows_")
     return dg.MetadataValue.md("\n".join(lines))
-
-
-def is_demo(origins: pd.Series) -> bool:
-    return bool(len(origins)) and bool(origins.astype("string").str.startswith("demo").any())

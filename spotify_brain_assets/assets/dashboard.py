@@ -9,10 +9,10 @@ import pandas as pd
 from ..dashboard.build import Inputs, build_dashboard, recommendation_rows
 from ..dashboard.deploy import DeployError, deploy
 from ..dashboard.page import render_page
-from ..ml.model_store import ModelRefused, load_model
+from ..ml.model_store import ModelRefused, load_model, sidecar_path
 from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
-from ..storage.files import read_json, read_parquet, write_json, write_text, writer_lock
+from ..storage.files import read_json, read_parquet_or_empty, write_json, write_text, writer_lock
 from ..storage.paths import DataPaths
 from .common import WRITER_POOL, md_table
 
@@ -53,12 +53,8 @@ def website_deployment_from_env() -> WebsiteDeployment:
     )
 
 
-def _json_or_none(path: Path):
-    return read_json(path) if path.exists() else None
-
-
 def _rows(path: Path) -> int:
-    return len(read_parquet(path)) if path.exists() else 0
+    return len(read_parquet_or_empty(path, []))
 
 
 def _model_in_use(path: Path, kind: str) -> dict | None:
@@ -66,7 +62,7 @@ def _model_in_use(path: Path, kind: str) -> dict | None:
         bundle = load_model(path, kind)
     except ModelRefused:
         return None
-    sidecar = read_json(path.with_name(path.name + ".sha256.json"))
+    sidecar = read_json(sidecar_path(path))
     return {"version": sidecar["sha256"][:12], "trained_at": bundle["metadata"].get("trained_at")}
 
 
@@ -92,12 +88,12 @@ def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_inges
         now=now,
         generated_at=pd.Timestamp.now(tz="UTC"),
         timezone=timezone,
-        clusters=_json_or_none(paths.mood_clusters),
-        predictions=_json_or_none(paths.predictions),
-        mood_evaluation=_json_or_none(paths.mood_evaluation),
-        session_evaluation=_json_or_none(paths.session_evaluation),
-        metrics_history=_json_or_none(paths.metrics_history),
-        drift=_json_or_none(paths.drift_report),
+        clusters=read_json(paths.mood_clusters, None),
+        predictions=read_json(paths.predictions, None),
+        mood_evaluation=read_json(paths.mood_evaluation, None),
+        session_evaluation=read_json(paths.session_evaluation, None),
+        metrics_history=read_json(paths.metrics_history, None),
+        drift=read_json(paths.drift_report, None),
         models={
             "mood": _model_in_use(paths.mood_classifier, "mood_classifier"),
             "session": _model_in_use(paths.session_classifier, "session_classifier"),

@@ -3,15 +3,15 @@
 import dagster as dg
 import pandas as pd
 
+from ..imports.output import EXPORT_LEDGER_KEY, export_tolerance, record_replaced, unmerged_export
 from ..ml.assign import load_centroids, nearest_cluster
 from ..plays.merge import merge_plays
-from ..plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform
+from ..plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform, is_demo
 from ..plays.sessions import DEFAULT_GAP_MINUTES
-from ..imports.output import EXPORT_LEDGER_KEY, export_tolerance, record_replaced, unmerged_export
 from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_file, read_ledger
 from ..resources import DataStore
 from ..storage.files import keep_previous, parquet_metadata, write_json, write_parquet, writer_lock
-from .common import INGESTION_PARTITIONS, WRITER_POOL, is_demo, md_table
+from .common import INGESTION_PARTITIONS, WRITER_POOL, md_table
 from .ingestion import ingestions
 from .spotify_export import spotify_export
 

@@ -10,7 +10,7 @@ from ..plays.schema import KEY
 from ..plays.store import known_plays, read_ingestion_file
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
-from ..storage.files import read_parquet, write_parquet, writer_lock
+from ..storage.files import read_parquet_or_empty, write_parquet, writer_lock
 from .common import INGESTION_PARTITIONS, WRITER_POOL, md_table
 
 
@@ -19,14 +19,6 @@ class IngestionConfig(dg.Config):
     feature_retry_minutes: float = 30.0  # first backoff for plays whose features are missing
     feature_retry_max_hours: float = 24.0
     feature_give_up_days: float = 7.0  # then they are recorded in unavailable_features.parquet
-
-
-def _read_or_empty(path, columns: list[str]) -> pd.DataFrame:
-    if path.exists():
-        df = read_parquet(path, columns)
-    else:
-        df = pd.DataFrame(columns=columns)
-    return df
 
 
 @dg.asset(
@@ -56,8 +48,8 @@ def ingestions(
         target = paths.ingestion_file(key)
         existing = read_ingestion_file(target) if target.exists() else None
         known = known_plays(paths)
-        pending = _read_or_empty(paths.pending_features, PENDING_COLUMNS)
-        cache = conform_cache(_read_or_empty(paths.features_cache, CACHE_COLUMNS))
+        pending = read_parquet_or_empty(paths.pending_features, PENDING_COLUMNS)
+        cache = conform_cache(read_parquet_or_empty(paths.features_cache, CACHE_COLUMNS))
         fresh_root = len(known) == 0 and len(pending) == 0 and not paths.ingestion_files()
         after = cursor_after(known["played_at"].max() if len(known) else None, timedelta(minutes=config.overlap_minutes))
         try:
@@ -85,7 +77,7 @@ def ingestions(
         if len(result.plays) or existing is not None:
             write_parquet(result.plays, target, {"spotify_brain.partition": key})
         if len(result.unavailable):
-            previous = _read_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS)
+            previous = read_parquet_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS)
             record = pd.concat([previous, result.unavailable], ignore_index=True).drop_duplicates(KEY, keep="first")
             write_parquet(record, paths.unavailable_features)
         write_parquet(result.pending, paths.pending_features)

@@ -5,16 +5,17 @@ from typing import Optional
 import dagster as dg
 import pandas as pd
 
-from ..ml.assign import centroids_from_json
+from ..ml.assign import read_centroids
 from ..ml.classifiers import mood_candidate
 from ..ml.clusters import ClusterSettings, NotEnoughPlays, clusters_document, fit_mood_clusters
 from ..ml.evaluation import MOOD_METRICS
 from ..ml.mood_features import DEFAULT_WINDOW, TARGET, feature_columns
 from ..ml.mood_features import mood_dataset as build_mood_dataset
 from ..ml.model_store import previous_path
+from ..plays.schema import is_demo
 from ..plays.store import history_or_empty, load_plays
 from ..resources import DataStore
-from ..storage.files import CorruptFileError, keep_previous, parquet_metadata, read_json, read_parquet, write_json, write_parquet, writer_lock
+from ..storage.files import CorruptFileError, keep_previous, parquet_metadata, read_parquet, write_json, write_parquet, writer_lock
 from .classifiers import (
     ORIGINS_KEY,
     TIMEZONE_KEY,
@@ -26,7 +27,7 @@ from .classifiers import (
     evaluation_result,
     store_outcome,
 )
-from .common import WRITER_POOL, is_demo, md_table
+from .common import WRITER_POOL, md_table
 from .history import history, plays
 
 WINDOW_KEY = "spotify_brain.window"
@@ -68,11 +69,10 @@ def mood_clusters(context: dg.AssetExecutionContext, config: MoodClustersConfig,
     with writer_lock(paths.lock):
         plays_df, _ = load_plays(paths)
         previous = None
-        if paths.mood_clusters.exists():
-            try:
-                previous = centroids_from_json(read_json(paths.mood_clusters), str(paths.mood_clusters))
-            except CorruptFileError as exc:
-                context.log.warning(f"previous clusters unreadable, ids start afresh: {exc}")
+        try:
+            previous = read_centroids(paths.mood_clusters)
+        except CorruptFileError as exc:
+            context.log.warning(f"previous clusters unreadable, ids start afresh: {exc}")
         try:
             fit = fit_mood_clusters(plays_df, settings, previous)
         except NotEnoughPlays as exc:
@@ -137,7 +137,7 @@ def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, s
             "features": len(feature_columns(config.window)),
             "first_target": str(ds["played_at"].min()) if len(ds) else "none",
             "last_target": str(ds["played_at"].max()) if len(ds) else "none",
-            "demo_data": is_demo(hist["origin"]) if len(hist) else False,
+            "demo_data": is_demo(hist["origin"]),
             "rows_per_target": md_table(per_target),
             "path": dg.MetadataValue.path(str(paths.mood_dataset)),
         }
@@ -151,7 +151,8 @@ def targets_are_current_clusters(store: DataStore) -> dg.AssetCheckResult:
     ds = read_parquet(paths.mood_dataset, [TARGET])
     if len(ds) == 0:
         return dg.AssetCheckResult(passed=True, metadata={"rows": 0})
-    known = set(centroids_from_json(read_json(paths.mood_clusters), str(paths.mood_clusters)).index.tolist()) if paths.mood_clusters.exists() else set()
+    centroids = read_centroids(paths.mood_clusters)
+    known = set(centroids.index.tolist()) if centroids is not None else set()
     unknown = sorted(set(ds[TARGET].unique().tolist()) - known)
     return dg.AssetCheckResult(passed=not unknown, metadata={"unknown_cluster_ids": ", ".join(map(str, unknown)) or "none"})
 

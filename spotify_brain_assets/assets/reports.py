@@ -3,17 +3,18 @@
 import dagster as dg
 import pandas as pd
 
-from ..ml.assign import centroids_from_json
+from ..ml.assign import read_centroids
 from ..ml.clusters import unique_labels
 from ..ml.drift import DriftSettings, drift_report as build_drift_report
 from ..ml.evaluation import set_run_drift
 from ..ml.model_store import ModelRefused, load_model
 from ..ml.predict import markov_next_mood, next_mood, prior_outlook, session_outlook
+from ..plays.schema import is_demo
 from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
 from ..storage.files import CorruptFileError, read_json, write_json, writer_lock
 from .classifiers import drift_summary, report_path
-from .common import WRITER_POOL, is_demo, md_table
+from .common import WRITER_POOL, md_table
 from .history import history
 from .moods import mood_classifier, mood_clusters
 from .sessions import session_classifier
@@ -43,7 +44,7 @@ def drift_report(
     with writer_lock(paths.lock):
         hist = history_or_empty(paths)
         report = build_drift_report(hist, now, store.tz, settings)
-        report["demo_data"] = is_demo(hist["origin"]) if len(hist) else False
+        report["demo_data"] = is_demo(hist["origin"])
         write_json(report, paths.drift_report)
         if paths.metrics_history.exists():
             entries = read_json(paths.metrics_history)
@@ -89,9 +90,8 @@ def _best_prior(paths) -> str:
 
 
 def _labels(paths) -> dict[int, str]:
-    if not paths.mood_clusters.exists():
-        return {}
-    return unique_labels(centroids_from_json(read_json(paths.mood_clusters), str(paths.mood_clusters)))
+    centroids = read_centroids(paths.mood_clusters)
+    return unique_labels(centroids) if centroids is not None else {}
 
 
 @dg.asset(
@@ -138,7 +138,7 @@ def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_s
             "generated_at": pd.Timestamp.now(tz="UTC").isoformat(),
             "as_of": now.isoformat(),
             "timezone": store.timezone,
-            "demo_data": is_demo(hist["origin"]) if len(hist) else False,
+            "demo_data": is_demo(hist["origin"]),
             **outlook,
         }
         write_json(doc, paths.predictions)

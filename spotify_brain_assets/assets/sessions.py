@@ -9,6 +9,7 @@ import pandas as pd
 from ..ml.classifiers import session_candidate
 from ..ml.evaluation import SESSION_METRICS
 from ..ml.session_features import FEATURE_COLUMNS, TARGET, session_dataset as build_session_dataset
+from ..plays.schema import is_demo
 from ..plays.store import history_or_empty
 from ..resources import DataStore
 from ..storage.files import read_parquet, write_parquet, writer_lock
@@ -23,7 +24,7 @@ from .classifiers import (
     evaluation_result,
     store_outcome,
 )
-from .common import WRITER_POOL, is_demo, md_table
+from .common import WRITER_POOL, md_table
 from .history import history
 
 
@@ -53,7 +54,7 @@ def session_dataset(context: dg.AssetExecutionContext, store: DataStore) -> dg.M
             "first_hour": str(ds["hour_start"].min()) if len(ds) else "none",
             "last_hour": str(ds["hour_start"].max()) if len(ds) else "none",
             "timezone": store.timezone,
-            "demo_data": is_demo(hist["origin"]) if len(hist) else False,
+            "demo_data": is_demo(hist["origin"]),
             "session_starts_by_local_hour": md_table(by_hour, max_rows=24),
             "path": dg.MetadataValue.path(str(paths.session_dataset)),
         }

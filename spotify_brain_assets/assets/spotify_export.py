@@ -29,7 +29,7 @@ from ..plays.store import load_plays
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
 from ..sources.http import RateLimited, ServiceFailing
-from ..storage.files import read_json, read_parquet, write_json, write_parquet, writer_lock
+from ..storage.files import read_json, read_parquet, read_parquet_or_empty, write_json, write_parquet, writer_lock
 from .common import WRITER_POOL, WRITER_RUN_TAGS, md_table
 
 PROGRESS_LOG_SECONDS = 30.0
@@ -50,16 +50,12 @@ class ExportImportConfig(dg.Config):
     retry_unavailable: bool = False  # ask ReccoBeats again for tracks it did not know in earlier runs
 
 
-def _read_or_empty(path: Path, columns: list[str]) -> pd.DataFrame:
-    return read_parquet(path, columns) if path.exists() else pd.DataFrame(columns=columns)
-
-
 def _duration(seconds: float | None) -> str:
     return "unknown" if seconds is None else str(timedelta(seconds=round(seconds)))
 
 
 def _unavailable_record(paths) -> pd.DataFrame:
-    return conform_unavailable(_read_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS))
+    return conform_unavailable(read_parquet_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS))
 
 
 class StrictFeatures:
@@ -134,7 +130,7 @@ def spotify_export(
         store_plays, _ = load_plays(paths)
         previous = read_export_plays(paths.export_plays) if paths.export_plays.exists() else conform_export(pd.DataFrame(columns=PLAY_COLUMNS + ["ms_played"]))
         plan = plan_import(parsed.plays, previous, store_plays, tolerance)
-        cache = conform_cache(_read_or_empty(paths.features_cache, CACHE_COLUMNS))
+        cache = conform_cache(read_parquet_or_empty(paths.features_cache, CACHE_COLUMNS))
         recorded = _unavailable_record(paths)
         features = features_known(cache, previous)
         lacking = pd.Index([]) if config.retry_unavailable else pd.Index(recorded["track_id"].unique())
@@ -276,7 +272,7 @@ def spotify_export_sensor(context: dg.SensorEvaluationContext, store: DataStore)
         versions = discover(paths.imports).versions()
     except ExportFileError as exc:
         return dg.SkipReason(f"{exc} (still being copied? checking again next tick)")
-    state = read_json(paths.export_state) if paths.export_state.exists() else {}
+    state = read_json(paths.export_state, {})
     imported = state.get("files") if state.get("path") == str(paths.imports) else None
     if versions and versions != imported:
         digest = _digest(versions)

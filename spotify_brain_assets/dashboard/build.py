@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from ..plays.schema import CLUSTER_FEATURES
+from ..plays.schema import CLUSTER_FEATURES, is_demo
 
 SCHEMA_VERSION = 1
 RECENT_TRACKS = 25
@@ -207,7 +207,7 @@ def build_dashboard(inputs: Inputs) -> dict:
         "generated_at": _iso(generated, tz),
         "as_of": _iso(now, tz),
         "timezone": inputs.timezone,
-        "is_demo": bool(len(history)) and bool(history["origin"].astype(str).str.startswith("demo").any()),
+        "is_demo": is_demo(history["origin"]),
         "next_prediction": next_prediction(inputs.predictions, inputs.clusters, inputs.recommended),
         "session_probs": probs,
         "top_hours": top,

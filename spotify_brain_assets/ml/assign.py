@@ -23,12 +23,17 @@ def centroids_from_json(doc: dict, source: str = "mood_clusters.json") -> pd.Dat
     return pd.DataFrame.from_dict(rows, orient="index")[CLUSTER_FEATURES].sort_index()
 
 
+def read_centroids(path: Path) -> pd.DataFrame | None:
+    """The fitted centroids by cluster id, or None when no clusters were fitted yet."""
+    return centroids_from_json(read_json(path), str(path)) if path.exists() else None
+
+
 def load_centroids(path: Path) -> tuple[pd.DataFrame, str] | None:
     """(centroids, fingerprint of the file) or None when no clusters were fitted yet."""
-    if not path.exists():
+    centroids = read_centroids(path)
+    if centroids is None:
         return None
-    fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return centroids_from_json(read_json(path), str(path)), fingerprint
+    return centroids, hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def nearest_cluster(features: pd.DataFrame, centroids: pd.DataFrame) -> np.ndarray:

@@ -47,5 +47,10 @@ def empty(columns: list[str]) -> pd.DataFrame:
     return conform(pd.DataFrame(columns=columns), columns)
 
 
+def is_demo(origins: pd.Series) -> bool:
+    """Whether any play came from the demo listener: everything built from it must say so."""
+    return bool(origins.astype("string").str.startswith("demo").any())
+
+
 def has_features(df: pd.DataFrame) -> pd.Series:
     return df[AUDIO_FEATURES].notna().all(axis=1)

@@ -72,6 +72,11 @@ def read_parquet(path: Path, required: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
+def read_parquet_or_empty(path: Path, columns: list[str]) -> pd.DataFrame:
+    """`read_parquet`, or an empty frame of `columns` when the file was never written."""
+    return read_parquet(path, columns) if path.exists() else pd.DataFrame(columns=columns)
+
+
 def parquet_metadata(path: Path) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"pandas")}
@@ -101,7 +106,10 @@ def write_json(obj: Any, path: Path) -> None:
     write_text(json.dumps(_strict(obj), indent=2, allow_nan=False, default=str) + "\n", path)
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, missing: Any = ...) -> Any:
+    """The parsed file; `missing` (when given) stands in for a file that was never written."""
+    if missing is not ... and not path.exists():
+        return missing
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
