@@ -8,6 +8,7 @@ import pandas as pd
 from .assets.common import INGESTION_PARTITIONS, WRITER_RUN_TAGS
 from .assets.history import plays
 from .assets.ingestion import ingestions
+from .runtime.runs import reap, slot_run
 
 SLOT = pd.Timedelta(minutes=30)
 
@@ -48,6 +49,9 @@ def ingestion_slot_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     key = slot_key(datetime.now(timezone.utc))
     if context.cursor == key:
         return dg.SkipReason(f"slot {key} already requested")
+    done = slot_run(context.instance, key)
+    if done is not None:  # `spotify-brain update` ran it: the CLI and the sensor agree on done slots
+        return dg.SensorResult(skip_reason=f"slot {key} already done by run {done.run_id}", cursor=key)
     if context.cursor:
         missed = int((pd.Timestamp(key.replace("_", "T")) - pd.Timestamp(context.cursor.replace("_", "T"))) / SLOT) - 1
         if missed > 0:
@@ -67,3 +71,15 @@ full_retrain_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Refit clusters, rebuild datasets and retrain both classifiers every day at 00:15 UTC.",
 )
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Marks runs whose process died (SIGKILL, out of memory, a power cut) failed and frees their slots.
+
+    Dagster's run monitoring cannot ask the default run launcher whether a run's process lives, nor
+    knows about runs executed by `spotify-brain` or `dagster asset materialize`; without this, a
+    dead run would keep the `spotify_brain_writer` slot and every later run would wait for it.
+    """
+    reaped = reap(context.instance, context.log.warning)
+    return dg.SkipReason(f"{len(reaped)} dead run(s) reaped" if reaped else "no dead runs")

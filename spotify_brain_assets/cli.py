@@ -1,33 +1,55 @@
 """`spotify-brain`: the few things the Dagster CLI cannot do in one command.
 
 `update` needs its dynamic partition registered before it runs, which `dagster job execute` cannot
-do; `run` is the quickstart (an update slot, then full_retrain). Runs go to the Dagster instance in
-DAGSTER_HOME, so they show up in `dagster dev`.
+do; `run` is the quickstart (an update slot, then full_retrain); `doctor` checks everything a run
+depends on. Runs go to the Dagster instance in DAGSTER_HOME, so they show up in `dagster dev`.
 """
 
+from __future__ import annotations
+
 import argparse
+import contextlib
 import os
 import sys
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
-from dotenv import load_dotenv  # installed with Dagster, which reads .env the same way in `dagster dev`
 
+from .runtime.env import load_env_file
+from .runtime.runs import RunWatchdog, SlotWaitTimeout, prepare_instance, run_tags, slot_run, wait_for_writer_slot
 from .sources import authorize
-
-
-def _instance() -> dg.DagsterInstance:
-    if not os.environ.get("DAGSTER_HOME"):
-        here = Path.cwd()
-        if (here / "dagster.yaml").exists() and (here / "workspace.yaml").exists():
-            os.environ["DAGSTER_HOME"] = str(here)  # the repository root, as the README sets it
-        else:
-            return dg.DagsterInstance.ephemeral()
-    return dg.DagsterInstance.get()
-
+from .storage.paths import INGESTION_KEY_RE
 
 #: the console shows INFO and above; DEBUG events stay in the run's log in the UI
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+DEFAULT_WAIT_MINUTES = 10.0
+
+
+def _say(message: str) -> None:
+    print(f"spotify-brain: {message}", file=sys.stderr, flush=True)
+
+
+def _instance() -> dg.DagsterInstance:
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        here = Path.cwd()
+        if not ((here / "dagster.yaml").exists() and (here / "workspace.yaml").exists()):
+            return dg.DagsterInstance.ephemeral()
+        home = str(here)  # the repository root, as the README sets it
+    return prepare_instance(Path(home))
+
+
+def _slot(value: str) -> str:
+    """An ingestion partition key, validated before anything is registered."""
+    try:
+        if INGESTION_KEY_RE.match(value):
+            datetime.strptime(value, "%Y%m%d_%H%M%S")
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{value!r} is not a slot key YYYYMMDD_HHMMSS in UTC (e.g. 20261130_093000)")
 
 
 def _report(result: dg.ExecuteInProcessResult) -> bool:
@@ -37,42 +59,78 @@ def _report(result: dg.ExecuteInProcessResult) -> bool:
     return result.success
 
 
-def run_update(instance: dg.DagsterInstance, slot: str | None = None) -> bool:
+def _execute(instance: dg.DagsterInstance, job_name: str, wait_minutes: float, partition_key: str | None = None, run_config: dict | None = None) -> bool:
+    """Execute a job here, after dead runs are reaped and the writer slot is free (or given up on)."""
+    from .definitions import defs
+
+    wait = wait_minutes * 60
+    if not instance.is_ephemeral:
+        wait_for_writer_slot(instance, wait, _say)
+    if partition_key:
+        instance.add_dynamic_partitions("ingestions", [partition_key])
+    run_id = str(uuid.uuid4())  # known before the run starts, for the watchdog
+    job = defs.resolve_job_def(job_name)
+    watchdog = contextlib.nullcontext() if instance.is_ephemeral else RunWatchdog(instance, run_id, wait, _say)
+    with watchdog:
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition_key, run_config={**QUIET, **(run_config or {})}, run_id=run_id, tags=run_tags(), raise_on_error=False
+        )
+    return _report(result)
+
+
+def run_update(instance: dg.DagsterInstance, slot: str | None = None, wait_minutes: float = DEFAULT_WAIT_MINUTES, allow_mixed_sources: bool = False) -> bool:
     from .automation import slot_key
     from .definitions import defs
 
-    key = slot or slot_key(defs.resources["listening_source"].now())  # the demo's clock may be frozen
-    instance.add_dynamic_partitions("ingestions", [key])
-    job = defs.resolve_job_def("update")
-    return _report(job.execute_in_process(instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False))
+    key = slot or slot_key(defs.resources["listening_source"].now())  # the source's clock may be frozen
+    if slot is None:
+        done = slot_run(instance, key)
+        if done is not None:  # the slot sensor asks the same question, so neither repeats the other
+            print(f"update: slot {key} already done by run {done.run_id} ({done.status.value}); nothing to do")
+            return True
+    config = {"ops": {"ingestions": {"config": {"allow_mixed_sources": True}}}} if allow_mixed_sources else None
+    return _execute(instance, "update", wait_minutes, partition_key=key, run_config=config)
 
 
-def run_full_retrain(instance: dg.DagsterInstance) -> bool:
-    from .definitions import defs
-
-    job = defs.resolve_job_def("full_retrain")
-    return _report(job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False))
+def run_full_retrain(instance: dg.DagsterInstance, wait_minutes: float = DEFAULT_WAIT_MINUTES) -> bool:
+    return _execute(instance, "full_retrain", wait_minutes)
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_env_file()  # what `spotify-brain authorize` wrote (importing the package already did, for the definitions)
     parser = argparse.ArgumentParser(prog="spotify-brain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    update = sub.add_parser("update", help="run the `update` job for the current :00/:30 UTC slot")
-    update.add_argument("--slot", help="partition key YYYYMMDD_HHMMSS (default: the current slot)")
-    sub.add_parser("full-retrain", help="run the `full_retrain` job")
-    sub.add_parser("run", help="an update slot, then full_retrain: the quickstart")
+    wait = argparse.ArgumentParser(add_help=False)
+    wait.add_argument(
+        "--wait-minutes", type=float, default=DEFAULT_WAIT_MINUTES,
+        help=f"how long to wait for another live run holding the writer slot (default {DEFAULT_WAIT_MINUTES:g})",
+    )
+    update = sub.add_parser("update", parents=[wait], help="run the `update` job for the current :00/:30 UTC slot")
+    update.add_argument("--slot", type=_slot, help="partition key YYYYMMDD_HHMMSS (default: the current slot, skipped when done)")
+    update.add_argument("--allow-mixed-sources", action="store_true", help="let demo and real plays share one data root")
+    sub.add_parser("full-retrain", parents=[wait], help="run the `full_retrain` job")
+    sub.add_parser("run", parents=[wait], help="an update slot, then full_retrain: the quickstart")
+    doctor = sub.add_parser("doctor", help="check the data root, the Dagster instance and the credentials")
+    doctor.add_argument("--repair", action="store_true", help="also fix what is safe to fix: dead runs, their slots, stale temporaries")
     authorize.register(sub)
     args = parser.parse_args(argv)
-    load_dotenv(Path.cwd() / ".env", override=False)  # what `spotify-brain authorize` wrote
     if args.command == "authorize":
         return authorize.run(args)
+    if args.command == "doctor":
+        from .runtime.doctor import run_doctor
+
+        return run_doctor(_instance, repair=args.repair)
     instance = _instance()
-    if args.command == "update":
-        ok = run_update(instance, args.slot)
-    elif args.command == "full-retrain":
-        ok = run_full_retrain(instance)
-    else:
-        ok = run_update(instance) and run_full_retrain(instance)
+    try:
+        if args.command == "update":
+            ok = run_update(instance, args.slot, args.wait_minutes, args.allow_mixed_sources)
+        elif args.command == "full-retrain":
+            ok = run_full_retrain(instance, args.wait_minutes)
+        else:
+            ok = run_update(instance, wait_minutes=args.wait_minutes) and run_full_retrain(instance, args.wait_minutes)
+    except SlotWaitTimeout as exc:
+        _say(f"error: {exc}")
+        return 75
     return 0 if ok else 1
 
 

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ..plays.ingest import CACHE_COLUMNS, PENDING_COLUMNS, UNAVAILABLE_COLUMNS, RetryPolicy, conform_cache, cursor_after, ingest
-from ..plays.schema import KEY
+from ..plays.schema import KEY, check_source_kind
 from ..plays.store import known_plays, read_ingestion_file
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
@@ -19,6 +19,7 @@ class IngestionConfig(dg.Config):
     feature_retry_minutes: float = 30.0  # first backoff for plays whose features are missing
     feature_retry_max_hours: float = 24.0
     feature_give_up_days: float = 7.0  # then they are recorded in unavailable_features.parquet
+    allow_mixed_sources: bool = False  # let demo plays join a real history (or the reverse): never by accident
 
 
 @dg.asset(
@@ -48,6 +49,7 @@ def ingestions(
         target = paths.ingestion_file(key)
         existing = read_ingestion_file(target) if target.exists() else None
         known = known_plays(paths)
+        check_source_kind(known["origin"], source.origin, config.allow_mixed_sources)
         pending = read_parquet_or_empty(paths.pending_features, PENDING_COLUMNS)
         cache = conform_cache(read_parquet_or_empty(paths.features_cache, CACHE_COLUMNS))
         fresh_root = len(known) == 0 and len(pending) == 0 and not paths.ingestion_files()

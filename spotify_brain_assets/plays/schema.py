@@ -52,5 +52,37 @@ def is_demo(origins: pd.Series) -> bool:
     return bool(origins.astype("string").str.startswith("demo").any())
 
 
+class MixedSourcesError(ValueError):
+    """Demo plays would join a real listener's history, or real plays a demo history."""
+
+
+def check_source_kind(stored_origins: pd.Series, source_origin: str, allow_mixed: bool = False) -> None:
+    """Refuse a listening source of the other kind than the plays already stored.
+
+    Demo plays in a real history (or the reverse) would silently corrupt every model and report,
+    so mixing takes an explicit `allow_mixed`.
+    """
+    if allow_mixed or len(stored_origins) == 0:
+        return
+    demo_source = source_origin.startswith("demo")
+    stored = stored_origins.astype("string").dropna()
+    other = sorted(set(stored[stored.str.startswith("demo") != demo_source]))
+    if not other:
+        return
+    if demo_source:
+        raise MixedSourcesError(
+            f"this data root holds real listening (origins {', '.join(other)}) but the listening source is the "
+            "demo listener: set SPOTIFY_BRAIN_SOURCE=spotify with your credentials (`spotify-brain authorize` "
+            "writes them to .env), or point SPOTIFY_BRAIN_DATA_DIR at another data root. To mix them on purpose, "
+            "set allow_mixed_sources in the `ingestions` config (`spotify-brain update --allow-mixed-sources`)."
+        )
+    raise MixedSourcesError(
+        f"this data root holds demo plays (origins {', '.join(other)}) but the listening source is Spotify: "
+        "point SPOTIFY_BRAIN_DATA_DIR at a new data root for your own listening (or move this one away), or set "
+        "SPOTIFY_BRAIN_SOURCE=demo to keep using the demo. To mix them on purpose, set allow_mixed_sources in "
+        "the `ingestions` config (`spotify-brain update --allow-mixed-sources`)."
+    )
+
+
 def has_features(df: pd.DataFrame) -> pd.Series:
     return df[AUDIO_FEATURES].notna().all(axis=1)

@@ -70,8 +70,9 @@ def read_ledger(paths: DataPaths) -> dict[str, str]:
 
 
 def known_plays(paths: DataPaths) -> pd.DataFrame:
-    """Keys and times of every play already stored: merged ones, and ingested files not merged yet."""
+    """Keys and origins of every play already stored: merged ones, and ingested files not merged yet."""
     store, _ = load_plays(paths)
     ledger = read_ledger(paths)
     unmerged = [read_ingestion_file(p) for k, p in paths.ingestion_files().items() if ledger.get(k) != fingerprint(p)]
-    return pd.concat([store[KEY]] + [u[KEY] for u in unmerged], ignore_index=True).drop_duplicates()
+    columns = KEY + ["origin"]
+    return pd.concat([store[columns]] + [u[columns] for u in unmerged], ignore_index=True).drop_duplicates(KEY)

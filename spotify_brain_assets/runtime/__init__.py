@@ -1,0 +1,1 @@
+"""What keeps runs healthy without a person: the environment file, the Dagster instance, dead runs."""
