@@ -7,8 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from spotify_brain_assets.definitions import defs
-from spotify_brain_assets.resources import DataStore, DemoListenerResource
+os.environ.setdefault("SPOTIFY_BRAIN_ENV_FILE", os.devnull)  # a developer's own .env must not steer the tests
+
+from spotify_brain_assets.definitions import defs  # noqa: E402
+from spotify_brain_assets.resources import DataStore, DemoListenerResource  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

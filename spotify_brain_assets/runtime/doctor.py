@@ -78,8 +78,8 @@ def check_data_root(paths: DataPaths, source_origin: str | None, repair: bool) -
         except CorruptFileError as exc:
             unreadable.append(Finding(FAIL, str(exc), _restore_hint(paths, path)))
             continue
-        if path in (paths.plays, *paths.ingestion_files().values()) and "origin" in df:
-            origins.append(df["origin"])
+        if path in (paths.plays, paths.history, *paths.ingestion_files().values()):
+            origins.append(df["origin"] if "origin" in df else pd.Series(["predecessor"]))  # it had no origin column
     jsons = [p for folder in (paths.metrics, paths.models, paths.processed, paths.export) if folder.is_dir() for p in folder.glob("*.json")]
     for path in jsons + ([paths.plays_ledger] if paths.plays_ledger.exists() else []):
         try:
