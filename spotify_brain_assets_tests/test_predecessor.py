@@ -37,7 +37,9 @@ def test_adopting_keeps_all_260_plays_in_43_sessions_and_registers_partitions(in
 
 def test_an_update_after_adoption_adds_plays_and_keeps_the_old_session_ids(instance, data_root):
     original = adopt(data_root)
-    result = run_job("update", instance, data_root, demo_at("2026-01-12T12:00:00Z"), "20260112_120000")
+    # the demo listener stands in for the predecessor's listener: real and demo plays mix on purpose
+    mixed = {"ops": {"ingestions": {"config": {"allow_mixed_sources": True}}}}
+    result = run_job("update", instance, data_root, demo_at("2026-01-12T12:00:00Z"), "20260112_120000", run_config=mixed)
     assert result.success
     history = pd.read_parquet(DataPaths.at(data_root).history)
     assert len(history) > 260
