@@ -243,3 +243,35 @@ def test_a_real_export_with_only_the_demo_listener_configured_fails_and_records_
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "demo listener" in message and "Nothing was recorded" in message
     assert not paths.unavailable_features.exists() and not paths.features_cache.exists() and not paths.export_plays.exists()
+
+
+def test_importing_exports_whose_plays_share_a_key_twice_changes_nothing(data_root, instance):
+    """Rows of one track ending at the same second (different ms_played) inside a file, and in two
+    overlapping exports, are one play; the second import of the same files changes nothing."""
+    demo = demo_at(CLOCK)
+    paths = DataPaths.at(data_root)
+    cat = catalog(7)
+    known = cat[cat["has_features"]].reset_index(drop=True)
+    t = pd.Timestamp("2025-06-02T07:00:00Z")
+    plays = [extended(known.iloc[i], t + i * 10 * M) for i in range(30)]
+    shorter = [extended(known.iloc[i], t + i * 10 * M, ms=120_000) for i in range(0, 30, 3)]  # same keys
+    paths.imports.mkdir(parents=True)
+    with zipfile.ZipFile(paths.imports / "my_spotify_data.zip", "w") as archive:
+        archive.writestr("Spotify Extended Streaming History/Streaming_History_Audio_2025_0.json", json.dumps(plays[:20] + shorter))
+    (paths.imports / "older export").mkdir()  # overlaps: some keys once here, twice in the zip, and the reverse
+    (paths.imports / "older export" / "endsong_0.json").write_text(json.dumps(plays[10:] + shorter[5:] + plays[24:25]))
+
+    assert run_job("import_export", instance, data_root, demo).success
+    exported, history = pd.read_parquet(paths.export_plays), pd.read_parquet(paths.history)
+    before = snapshot(data_root)
+    again = run_job("import_export", instance, data_root, demo)  # crashed: "Item wrong length"
+    assert again.success
+    assert len(exported) == 30 and not exported.duplicated(KEY).any()
+    assert exported.set_index("track_id").loc[known.iloc[0].track_id, "ms_played"] == 200_000  # the longest record
+    assert len(history) == 30 and not history.duplicated(KEY).any()
+    meta = materializations(again)["spotify_export"]
+    assert meta["new_plays"] == 0 and meta["file_changed"] is False and meta["feature_requests"] == 0
+    after = snapshot(data_root)
+    assert {name for name in before if after.get(name) != before[name]} <= {"history.parquet", "history.previous.parquet", "processed/export_import.json"}
+    assert pd.read_parquet(paths.export_plays).equals(exported)
+    assert pd.read_parquet(paths.history).equals(history)

@@ -10,9 +10,9 @@ from spotify_brain_assets.imports.dedupe import combine, drop_repeats
 from spotify_brain_assets.imports.discover import ExportFileError, discover
 from spotify_brain_assets.imports.features import fetch_features
 from spotify_brain_assets.imports.identify import NOT_FOUND, identify
-from spotify_brain_assets.imports.importer import read_export
+from spotify_brain_assets.imports.importer import plan_import, read_export
 from spotify_brain_assets.plays.merge import match_within, merge_plays
-from spotify_brain_assets.plays.schema import AUDIO_FEATURES, SESSIONIZED_COLUMNS, conform
+from spotify_brain_assets.plays.schema import AUDIO_FEATURES, KEY, SESSIONIZED_COLUMNS, conform, key_in
 from spotify_brain_assets.plays.sessions import gap_rule_violations
 
 A, B, C = "4uLU6hMCjMI75M1A2tKUQC", "0VjIjW4GlUZAMYd2vXMi3b", "7qiZfU4dY1lWllzX7mPBI3"
@@ -166,6 +166,31 @@ def test_copies_inside_one_export_are_dropped_but_repeats_are_kept():
         [(A, T0), (B, T0), (B, T0 + 45 * s), (C, T0), (C, T0 + 10 * s)]
     )
 
+
+
+def test_rows_sharing_a_key_are_one_play_within_an_export_and_across_exports():
+    s = pd.Timedelta(seconds=1)
+    tolerance = pd.Timedelta(seconds=60)
+    inside = plays_frame([(A, T0, 120_000), (A, T0, 200_000), (A, T0, 120_000), (B, T0, 60_000)])
+    kept = drop_repeats(inside, tolerance)
+    assert set(zip(kept["track_id"], kept["ms_played"])) == {(A, 200_000), (B, 60_000)}  # the longest record
+    # a key listed twice in the first export and once in the second, and a key twice in the second
+    first = plays_frame([(A, T0, 200_000), (A, T0, 90_000), (B, T0, 60_000)], package="2023")
+    second = plays_frame([(A, T0, 200_000), (B, T0, 60_000), (B, T0, 50_000), (C, T0 + 5 * s, 1)], package="2024")
+    second.index += 10
+    out = combine([first, second], tolerance)
+    assert set(zip(out["track_id"], out["package"])) == {(A, "2023"), (B, "2023"), (C, "2024")} and len(out) == 3
+    # an export_plays.parquet written before keys were unique: the plan keeps each key once
+    previous = first.assign(origin="export")
+    plan = plan_import(second.reset_index(drop=True).assign(origin="export"), previous, previous.iloc[:0], tolerance)
+    assert not plan.plays.duplicated(KEY).any() and len(plan.plays) == 3
+
+
+def test_key_in_stays_aligned_with_its_rows_however_often_keys_repeat():
+    rows = plays_frame([(A, T0, 1), (A, T0, 1), (B, T0, 1), (C, T0, 1)])
+    other = plays_frame([(A, T0, 1), (A, T0, 1), (A, T0, 1), (C, T0, 1), (C, T0, 1)])
+    assert key_in(rows, other).tolist() == [True, True, False, True]
+    assert key_in(rows, other.iloc[:0]).tolist() == [False] * 4
 
 def test_matching_is_one_to_one_and_prefers_the_nearest():
     s = pd.Timedelta(seconds=1)

@@ -24,7 +24,7 @@ from ..imports.importer import (
 from ..imports.output import conform_export, read_export_plays, write_export_plays
 from ..plays.ingest import CACHE_COLUMNS, FEATURES_BATCH, UNAVAILABLE_COLUMNS, conform_cache
 from ..plays.merge import DEFAULT_TOLERANCE_SECONDS, reconcile
-from ..plays.schema import KEY, PLAY_COLUMNS, conform
+from ..plays.schema import PLAY_COLUMNS, conform, key_in
 from ..plays.store import load_plays
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
@@ -208,8 +208,7 @@ def spotify_export(
             paths.export_state,
         )
 
-    new = done.plays.merge(previous[KEY], on=KEY, how="left", indicator=True)
-    new = done.plays[new["_merge"].eq("left_only").to_numpy()]
+    new = done.plays[~key_in(done.plays, previous)]
     kept, replaces = reconcile(store_plays, conform(new, PLAY_COLUMNS), tolerance) if len(store_plays) and len(new) else (new.index, [])
     skipped = pd.DataFrame(sorted(parsed.skipped.items(), key=lambda kv: -kv[1]), columns=["reason", "rows"])
     return dg.MaterializeResult(

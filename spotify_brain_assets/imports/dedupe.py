@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..plays.merge import match_plays
+from ..plays.schema import KEY
 
 
 def drop_repeats(plays: pd.DataFrame, tolerance: pd.Timedelta) -> pd.DataFrame:
@@ -27,13 +28,17 @@ def drop_repeats(plays: pd.DataFrame, tolerance: pd.Timedelta) -> pd.DataFrame:
     gap = ordered["played_at"].diff()
     overlapping = gap < pd.to_timedelta(ordered["ms_played"], unit="ms")  # back to back is two plays
     copy = same & overlapping & (gap <= tolerance)
+    # the same track ending at the same instant is one play whatever the durations say: keep the longest
+    longest = ordered.sort_values("ms_played", ascending=False, kind="stable")
+    copy |= longest.duplicated(["package", "origin", "_who", "played_at"]).reindex(ordered.index)
     return plays.drop(index=ordered.index[copy.to_numpy(dtype=bool)])
 
 
 def combine(groups: list[pd.DataFrame], tolerance: pd.Timedelta) -> pd.DataFrame:
     """Fold groups of plays in order of trust: a later group's play matching an earlier one is dropped.
 
-    Labels must be unique across groups.
+    Labels must be unique across groups. Each (track_id, played_at) is kept once, the most trusted
+    (matching is one-to-one, so a key listed twice in one group and once in another would survive).
     """
     groups = [g for g in groups if len(g)]
     if not groups:
@@ -42,4 +47,4 @@ def combine(groups: list[pd.DataFrame], tolerance: pd.Timedelta) -> pd.DataFrame
     for group in groups[1:]:
         pairs = match_plays(group, accepted, tolerance)
         accepted = pd.concat([accepted, group.drop(index=pairs["left"])])
-    return accepted
+    return accepted[~accepted.duplicated(KEY)]

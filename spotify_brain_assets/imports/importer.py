@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..plays.ingest import UNAVAILABLE_COLUMNS, attach_features
-from ..plays.schema import AUDIO_FEATURES, KEY, PLAY_COLUMNS, conform
+from ..plays.schema import AUDIO_FEATURES, PLAY_COLUMNS, conform, key_in
 from .dedupe import combine, drop_repeats
 from .discover import Discovery, discover
 from .identify import identify
@@ -115,9 +115,7 @@ class Completion:
 def unavailable_rows(plays: pd.DataFrame, tracks: pd.Index, recorded: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
     """Rows for the unavailable record: plays of `tracks` (ReccoBeats lacks them) not recorded yet."""
     lacking = plays[plays["track_id"].isin(tracks).to_numpy(dtype=bool)]
-    if len(recorded) and len(lacking):
-        seen = lacking[KEY].merge(recorded[KEY].drop_duplicates(), on=KEY, how="left", indicator=True)
-        lacking = lacking[seen["_merge"].eq("left_only").to_numpy()]
+    lacking = lacking[~key_in(lacking, recorded)]
     return conform_unavailable(conform(lacking, PLAY_COLUMNS).assign(first_seen_at=now, attempts=1, recorded_at=now, reason=UNKNOWN_REASON))
 
 

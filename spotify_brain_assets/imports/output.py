@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..plays.merge import DEFAULT_TOLERANCE_SECONDS
-from ..plays.schema import KEY, PLAY_COLUMNS, conform
+from ..plays.schema import KEY, PLAY_COLUMNS, conform, key_in
 from ..storage.files import parquet_metadata, read_parquet, write_parquet
 from ..storage.paths import DataPaths
 from .parse import EXTRA_COLUMNS
@@ -76,7 +76,7 @@ def unmerged_export(paths: DataPaths, ledger: dict[str, str]) -> tuple[pd.DataFr
 
 def record_replaced(paths: DataPaths, before: pd.DataFrame, after: pd.DataFrame, now: pd.Timestamp) -> int:
     """Append the plays a merge replaced (an imported play superseded by the API's record of it)."""
-    gone = before[KEY].merge(after[KEY], on=KEY, how="left", indicator=True)["_merge"].eq("left_only").to_numpy()
+    gone = ~key_in(before, after)
     if not gone.any():
         return 0
     rows = conform(before[gone], PLAY_COLUMNS).assign(

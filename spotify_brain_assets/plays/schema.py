@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 AUDIO_FEATURES = ["valence", "energy", "danceability", "acousticness", "instrumentalness", "tempo"]
@@ -86,3 +87,12 @@ def check_source_kind(stored_origins: pd.Series, source_origin: str, allow_mixed
 
 def has_features(df: pd.DataFrame) -> pd.Series:
     return df[AUDIO_FEATURES].notna().all(axis=1)
+
+
+def key_in(df: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
+    """Per row of `df`, whether `other` holds its (track_id, played_at): aligned with `df` however
+    often a key repeats on either side (a left merge would add a row per repeat)."""
+    if df.empty or other.empty:
+        return np.zeros(len(df), dtype=bool)
+    keys = conform(other[KEY], KEY)
+    return pd.MultiIndex.from_frame(conform(df[KEY], KEY)).isin(pd.MultiIndex.from_frame(keys))
