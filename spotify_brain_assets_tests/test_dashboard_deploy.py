@@ -116,3 +116,89 @@ def test_a_failing_recommendation_service_never_fails_the_dashboard(instance, da
     data = json.loads(DataPaths.at(data_root).dashboard_json.read_text())
     assert data["next_prediction"]["available"] is True
     assert data["next_prediction"]["recommended_tracks"] == []
+
+
+def tree_modes(repo) -> dict[str, str]:
+    """Path → git file mode of every file in HEAD (120000 is a symbolic link)."""
+    lines = git(repo, "ls-tree", "-r", "HEAD").splitlines()
+    return {line.split("\t")[1]: line.split()[0] for line in lines}
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A file outside the website repository that publishing must never touch."""
+    path = tmp_path / "outside" / "victim.txt"
+    path.parent.mkdir()
+    path.write_text("precious\n")
+    return path
+
+
+def test_a_symlink_at_the_temporary_files_path_is_not_written_through_nor_committed(website, export, victim):
+    repo, _ = website
+    (repo / "spotify-brain").mkdir()
+    for name in FILES:  # the names a fixed temporary used to have
+        (repo / "spotify-brain" / f".{name}.tmp").symlink_to(victim)
+    outcome = deploy(export, repo, FILES)
+    assert victim.read_text() == "precious\n"
+    for name, target in FILES.items():
+        assert not (repo / target).is_symlink() and (repo / target).read_text() == (export / name).read_text()
+    assert outcome.committed and {tree_modes(repo)[t] for t in FILES.values()} == {"100644"}
+    assert (repo / "spotify-brain" / ".index.html.tmp").is_symlink()  # left alone, not followed, not committed
+    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").splitlines()) == sorted(FILES.values())
+
+
+@pytest.mark.parametrize("link", ["index.md", "outside"], ids=["inside the repository", "outside it"])
+def test_a_symlink_at_a_target_is_refused_and_nothing_is_written(website, export, victim, link):
+    repo, _ = website
+    (repo / "spotify-brain").mkdir()
+    (repo / "spotify-brain" / "index.html").write_text("old page\n")
+    (repo / "spotify-brain" / "dashboard_data.json").symlink_to(repo / "index.md" if link == "index.md" else victim)
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(DeployError, match="spotify-brain/dashboard_data.json: it is a symbolic link"):
+        deploy(export, repo, FILES)
+    assert (repo / "index.md").read_text() == "# my site\n" and victim.read_text() == "precious\n"
+    assert (repo / "spotify-brain" / "index.html").read_text() == "old page\n"  # checked before any copy
+    assert git(repo, "rev-parse", "HEAD") == head and git(repo, "diff", "--cached", "--name-only") == ""
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["to a folder of the repository", "to a folder outside"])
+def test_a_symlinked_target_folder_is_refused(website, export, victim, inside):
+    repo, _ = website
+    (repo / "docs").mkdir()
+    (repo / "spotify-brain").symlink_to(repo / "docs" if inside else victim.parent)
+    with pytest.raises(DeployError, match="through spotify-brain: it is a symbolic link"):
+        deploy(export, repo, FILES)
+    assert list((repo / "docs").iterdir()) == [] and sorted(p.name for p in victim.parent.iterdir()) == ["victim.txt"]
+
+
+@pytest.mark.parametrize("source", ["../secret.json", "/etc/passwd", "sub/dashboard_data.json", ".hidden", ".."])
+def test_sources_must_be_plainly_named_files_of_export(website, export, source):
+    repo, _ = website
+    (export.parent / "secret.json").write_text('{"token": "s3cret"}')
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(DeployError, match="named plainly"):
+        deploy(export, repo, {"dashboard_data.json": "spotify-brain/dashboard_data.json", source: "spotify-brain/data.json"})
+    assert not (repo / "spotify-brain").exists() and git(repo, "rev-parse", "HEAD") == head
+
+
+def test_a_symlink_in_export_is_not_followed(website, export):
+    repo, _ = website
+    (export.parent / "secret.json").write_text('{"token": "s3cret"}')
+    (export / "dashboard_data.json").unlink()
+    (export / "dashboard_data.json").symlink_to(export.parent / "secret.json")
+    with pytest.raises(DeployError, match="export/dashboard_data.json"):
+        deploy(export, repo, FILES)
+    assert not (repo / "spotify-brain").exists()
+
+
+def test_only_regular_files_are_ever_committed(website, victim):
+    """The last guard, for a link swapped in between the copy and `git add`: it is unstaged and refused."""
+    from spotify_brain_assets.dashboard.deploy import _refuse_staged_links
+
+    repo, _ = website
+    (repo / "spotify-brain").mkdir()
+    (repo / "spotify-brain" / "dashboard_data.json").symlink_to(victim)
+    git(repo, "add", "spotify-brain/dashboard_data.json")
+    with pytest.raises(DeployError, match="staged as something other than a regular file"):
+        _refuse_staged_links(repo, ["spotify-brain/dashboard_data.json"])
+    assert git(repo, "diff", "--cached", "--name-only") == ""

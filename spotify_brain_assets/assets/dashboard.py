@@ -29,8 +29,9 @@ class DashboardConfig(dg.Config):
 class WebsiteDeployment(dg.ConfigurableResource):
     """Where the dashboard is published: a git checkout of the owner's website.
 
-    `files` maps a file of export/ to its path inside the repository. Nothing but those files is
-    ever staged or committed there; a target outside the repository is refused.
+    `files` maps a file of export/ (a plain name) to its path inside the repository. Nothing but
+    those files is ever staged or committed there; a target outside the repository, in .git, or
+    reached through a symbolic link is refused (see dashboard/deploy.py).
     """
 
     repo_path: str | None = None
