@@ -12,7 +12,7 @@ from spotify_brain_assets.storage.paths import DataPaths
 
 from spotify_brain_assets.definitions import defs
 
-from .conftest import demo_at, materializations, run_job, store_for
+from .conftest import demo_at, materializations, run_job, step_errors, store_for
 
 CLOCK = "2026-03-01T12:00:00Z"
 S, M = pd.Timedelta(seconds=1), pd.Timedelta(minutes=1)
@@ -275,3 +275,19 @@ def test_importing_exports_whose_plays_share_a_key_twice_changes_nothing(data_ro
     assert {name for name in before if after.get(name) != before[name]} <= {"history.parquet", "history.previous.parquet", "processed/export_import.json"}
     assert pd.read_parquet(paths.export_plays).equals(exported)
     assert pd.read_parquet(paths.history).equals(history)
+
+
+def test_an_export_past_the_decompression_caps_is_refused_and_nothing_is_written(data_root, instance):
+    from .test_export_logic import BOMB, write_bomb
+
+    paths = DataPaths.at(data_root)
+    paths.imports.mkdir(parents=True)
+    write_bomb(paths.imports / "my_spotify_data.zip")  # 64 MiB of JSON in a 64 KiB zip
+    for config, cap in [({}, "ratio over the cap of 100:1"), ({"max_compression_ratio": 1e6, "max_file_mib": 8}, "over the cap of 8 MiB per file")]:
+        result = run_job(
+            "import_export", instance, data_root, demo_at(CLOCK), run_config={"ops": {"spotify_export": {"config": config}}}, raise_on_error=False
+        )
+        assert not result.success
+        assert f"my_spotify_data.zip:{BOMB}" in step_errors(result) and cap in step_errors(result)
+        assert "Nothing was imported" in step_errors(result)
+        assert set(snapshot(data_root)) == {"imports/my_spotify_data.zip"}

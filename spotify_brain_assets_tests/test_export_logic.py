@@ -1,13 +1,16 @@
 """The export import's pure logic: finding files, parsing both formats, dedupe, identification, fetching."""
 
 import json
+import struct
+import tracemalloc
 import zipfile
+import zlib
 
 import pandas as pd
 import pytest
 
 from spotify_brain_assets.imports.dedupe import combine, drop_repeats
-from spotify_brain_assets.imports.discover import ExportFileError, discover
+from spotify_brain_assets.imports.discover import MIB, ExportFileError, ReadLimits, discover
 from spotify_brain_assets.imports.features import fetch_features
 from spotify_brain_assets.imports.identify import NOT_FOUND, identify
 from spotify_brain_assets.imports.importer import plan_import, read_export
@@ -146,6 +149,84 @@ def test_a_truncated_zip_is_named(tmp_path):
     with pytest.raises(ExportFileError, match="my_spotify_data.zip: not a readable zip"):
         read_export(tmp_path)
 
+
+BOMB = "Spotify Extended Streaming History/Streaming_History_Audio_2025_1.json"
+
+
+def write_bomb(path, inflated_mib=64, declare=None, declare_crc=False):
+    """A zip whose member is valid JSON (`[`, spaces, `]`) of `inflated_mib` MiB deflated about 1000:1,
+    streamed so the test never holds it; `declare` rewrites the size its headers state (a lying zip),
+    `declare_crc` also makes the CRC fit the declared prefix so that zipfile cannot tell."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Spotify Extended Streaming History/Streaming_History_Audio_2025_0.json", json.dumps([ext(A, T0)]))
+        with archive.open(BOMB, "w") as member:
+            member.write(b"[")
+            for _ in range(inflated_mib):
+                member.write(b" " * MIB)
+            member.write(b"]")
+    if declare is not None:
+        data = bytearray(path.read_bytes())
+        crc = zlib.crc32(b"[" + b" " * (declare - 1))
+        local, central = data.index(BOMB.encode()) - 30, data.rindex(BOMB.encode()) - 46
+        assert data[local:local + 4] == b"PK\x03\x04" and data[central:central + 4] == b"PK\x01\x02"
+        struct.pack_into("<I", data, local + 22, declare)
+        struct.pack_into("<I", data, central + 24, declare)
+        if declare_crc:
+            struct.pack_into("<I", data, local + 14, crc)
+            struct.pack_into("<I", data, central + 16, crc)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def peak_while(call) -> int:
+    """Bytes allocated at the peak while `call` runs: what reading held in memory."""
+    tracemalloc.start()
+    try:
+        call()
+    except ExportFileError as exc:
+        error = exc
+    else:
+        error = None
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak, error
+
+
+def test_a_zip_bomb_is_refused_on_its_header_before_anything_is_inflated(tmp_path):
+    write_bomb(tmp_path / "my_spotify_data.zip")  # 64 MiB in a 64 KiB zip
+    peak, error = peak_while(lambda: read_export(tmp_path))
+    assert f"my_spotify_data.zip:{BOMB}" in str(error) and "ratio over the cap of 100:1 (max_compression_ratio" in str(error)
+    assert peak < 4 * MIB
+    peak, error = peak_while(lambda: read_export(tmp_path, limits=ReadLimits(max_file_bytes=16 * MIB, max_ratio=1e9)))
+    assert f"{BOMB}: 64 MiB uncompressed, over the cap of 16 MiB per file (max_file_mib" in str(error)
+    assert peak < 4 * MIB
+    peak, error = peak_while(lambda: read_export(tmp_path, limits=ReadLimits(max_total_bytes=32 * MIB, max_ratio=1e9)))
+    assert f"{BOMB}: with it the export's files hold more than the cap of 32 MiB uncompressed (max_total_mib" in str(error)
+    assert peak < 4 * MIB
+
+
+@pytest.mark.parametrize("declare_crc", [False, True], ids=["size lies", "size and CRC lie"])
+def test_a_zip_whose_header_understates_a_member_is_read_no_further_than_it_declares(tmp_path, declare_crc):
+    write_bomb(tmp_path / "my_spotify_data.zip", declare=1000, declare_crc=declare_crc)
+    assert discover(tmp_path).files[1].size == 1000  # the header passes every check
+    peak, error = peak_while(lambda: read_export(tmp_path))
+    problem = "not valid JSON" if declare_crc else "the zip is damaged, or its header does not match its content"
+    assert f"my_spotify_data.zip:{BOMB}" in str(error) and problem in str(error)
+    assert peak < 4 * MIB  # the old reader inflated all 64 MiB before cutting to 1000 bytes
+
+
+def test_a_file_is_counted_as_it_streams_and_refused_past_the_cap(tmp_path):
+    path = write(tmp_path / "Streaming_History_Audio_2025_0.json", [ext(A, T0)])
+    found = discover(tmp_path).files[0]
+    path.write_bytes(b"[" + b" " * (64 * MIB) + b"]")  # larger than when it was found: no declared size helps
+    limits = ReadLimits(max_file_bytes=2 * MIB)
+    limits.check([found])
+    peak, error = peak_while(lambda: limits.read(found, 0))
+    assert "Streaming_History_Audio_2025_0.json: more than 2 MiB once read, over the cap of 2 MiB per file" in str(error)
+    assert peak < 4 * MIB
+    with pytest.raises(ExportFileError, match="max_total_mib"):
+        ReadLimits(max_total_bytes=3 * MIB).read(found, 2 * MIB)
+    assert read_export(tmp_path, limits=ReadLimits()).bytes_read == 64 * MIB + 2  # within the caps: read whole
 
 def plays_frame(rows, origin="export", package="p") -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["track_id", "played_at", "ms_played"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ..imports.discover import ExportFileError, discover
+from ..imports.discover import MIB, ExportFileError, ReadLimits, discover
 from ..imports.features import Progress, fetch_features
 from ..imports.identify import summarize_unidentified
 from ..imports.importer import (
@@ -48,6 +48,13 @@ class ExportImportConfig(dg.Config):
     checkpoint_seconds: float = 10.0  # fetched features are saved at least this often, and whenever the import stops
     max_fetch_minutes: float = 60.0  # then the import pauses (progress saved) so that live polling is not held up
     retry_unavailable: bool = False  # ask ReccoBeats again for tracks it did not know in earlier runs
+    # what an import may decompress (imports/discover.py ReadLimits: Spotify's files are 10-13 MB, ~10:1)
+    max_file_mib: float = 256  # per file (zip member or JSON file), uncompressed
+    max_total_mib: float = 2048  # all files together, uncompressed
+    max_compression_ratio: float = 100  # uncompressed to compressed size of a zip member over 1 MiB
+
+    def limits(self) -> ReadLimits:
+        return ReadLimits(int(self.max_file_mib * MIB), int(self.max_total_mib * MIB), self.max_compression_ratio)
 
 
 def _duration(seconds: float | None) -> str:
@@ -116,7 +123,7 @@ def spotify_export(
     log = context.log
     with writer_lock(paths.lock):
         try:
-            parsed = read_export(root, config.min_play_seconds * 1000)
+            parsed = read_export(root, config.min_play_seconds * 1000, config.limits())
         except ExportFileError as exc:
             raise dg.Failure(description=f"{exc}. Nothing was imported: replace or remove the file, then materialize again.") from exc
         found = parsed.discovery
@@ -221,6 +228,7 @@ def spotify_export(
             "ignored": md_table(pd.DataFrame(found.ignored, columns=["file", "why"])),
             "plays_in_files": plan.stats["plays_in_files"],
             "rows_skipped": int(sum(parsed.skipped.values())),
+            "mib_read": round(parsed.bytes_read / MIB, 1),
             "skipped_by_reason": md_table(skipped),
             "copies_within_an_export": plan.stats["copies_within_an_export"],
             "duplicates_across_exports": plan.stats["duplicates_across_exports"],

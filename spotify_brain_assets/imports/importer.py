@@ -17,7 +17,7 @@ import pandas as pd
 from ..plays.ingest import UNAVAILABLE_COLUMNS, attach_features
 from ..plays.schema import AUDIO_FEATURES, PLAY_COLUMNS, conform, key_in
 from .dedupe import combine, drop_repeats
-from .discover import Discovery, discover
+from .discover import Discovery, ReadLimits, discover
 from .identify import identify
 from .output import conform_export
 from .parse import MIN_PLAY_MS, empty_parsed, parse_file
@@ -32,19 +32,25 @@ class ParsedExport:
     plays: pd.DataFrame  # every music play in the files, copies included
     skipped: Counter  # rows skipped, by reason
     files: pd.DataFrame  # per file: name, kind, plays, skipped
+    bytes_read: int = 0  # uncompressed
 
 
-def read_export(path: Path, min_play_ms: int = MIN_PLAY_MS) -> ParsedExport:
-    """Parse every export file under `path`; raises ExportFileError naming the first bad file."""
+def read_export(path: Path, min_play_ms: int = MIN_PLAY_MS, limits: ReadLimits = ReadLimits()) -> ParsedExport:
+    """Parse every export file under `path`; raises ExportFileError naming the first bad file,
+    or the first past a cap of `limits` (checked on the declared sizes before anything is read)."""
     discovery = discover(path)
-    frames, skipped, per_file = [], Counter(), []
+    limits.check(discovery.files)
+    frames, skipped, per_file, read = [], Counter(), [], 0
     for file in discovery.files:
-        plays, skips = parse_file(file, min_play_ms)
+        raw = limits.read(file, read)
+        read += len(raw)
+        plays, skips = parse_file(file, raw, min_play_ms)
+        del raw
         frames.append(plays)
         skipped += skips
         per_file.append({"file": file.name, "kind": file.kind, "plays": len(plays), "skipped": sum(skips.values())})
     plays = pd.concat(frames, ignore_index=True) if frames else empty_parsed()
-    return ParsedExport(discovery, plays, skipped, pd.DataFrame(per_file, columns=["file", "kind", "plays", "skipped"]))
+    return ParsedExport(discovery, plays, skipped, pd.DataFrame(per_file, columns=["file", "kind", "plays", "skipped"]), read)
 
 
 @dataclass

@@ -42,9 +42,8 @@ ORIGIN = {EXTENDED: "export", ACCOUNT: "export-account"}
 _BOOLS = {True: True, False: False, "true": True, "false": False, "True": True, "False": False}
 
 
-def load_records(file: ExportFile) -> list[dict]:
+def load_records(file: ExportFile, raw: bytes | bytearray) -> list[dict]:
     """The file's JSON array of objects, or `ExportFileError` saying what it is instead."""
-    raw = file.read_bytes()
     try:
         records = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -173,8 +172,9 @@ def parse_account(records: list[dict], file: ExportFile, min_play_ms: int = MIN_
     return _result(out[keep], file), skipped
 
 
-def parse_file(file: ExportFile, min_play_ms: int = MIN_PLAY_MS) -> tuple[pd.DataFrame, Counter]:
-    records = load_records(file)
+def parse_file(file: ExportFile, raw: bytes | bytearray, min_play_ms: int = MIN_PLAY_MS) -> tuple[pd.DataFrame, Counter]:
+    """The plays of one file, from its bytes (read within the import's limits, `ReadLimits.read`)."""
+    records = load_records(file, raw)
     parser = parse_extended if file.kind == EXTENDED else parse_account
     return parser(records, file, min_play_ms)
 
