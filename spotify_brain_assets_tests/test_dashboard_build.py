@@ -7,7 +7,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, mood_trajectory, schema, session_actual
+from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, mood_trajectory, schema, scrub_local_paths, session_actual
 from spotify_brain_assets.dashboard.page import render_page
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS
 
@@ -73,3 +73,18 @@ def test_the_page_embeds_the_data_safely():
     html = render_page(data)
     assert html.count("</script>") == 2  # the page's own two script elements, nothing injected
     assert "/*CSS*/" not in html and "/*JS*/" not in html and "/*DATA*/" not in html
+
+
+def test_local_paths_are_scrubbed_from_every_text_but_the_listeners_own_names():
+    data = {
+        "note": "/srv/me/data/models/mood_classifier.pkl does not exist; cache in /home/me/.cache/x, home /home/me",
+        "models": {"mood": {"note": "data kept in /srv/me/data"}},
+        "recently_played": [{"track_name": "AC/DC /live/at/home", "artist_name": "/dev/null", "image_url": "https://i.scdn.co/image/ab67"}],
+        "links": ["https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC", "1/2 of a / b"],
+        "plays": 3,
+    }
+    out, found = scrub_local_paths(data, {"/srv/me/data": "the data root", "/home/me": "~", "/": "root"})
+    assert out["note"] == "the data root/models/mood_classifier.pkl does not exist; cache in ~/.cache/x, home ~"
+    assert out["models"]["mood"]["note"] == "data kept in the data root" and found == 4
+    assert scrub_local_paths(data, {})[0]["note"] == "mood_classifier.pkl does not exist; cache in x, home me"
+    assert out["recently_played"] == data["recently_played"] and out["links"] == data["links"] and out["plays"] == 3

@@ -202,3 +202,51 @@ def test_only_regular_files_are_ever_committed(website, victim):
     with pytest.raises(DeployError, match="staged as something other than a regular file"):
         _refuse_staged_links(repo, ["spotify-brain/dashboard_data.json"])
     assert git(repo, "diff", "--cached", "--name-only") == ""
+
+
+def string_values(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from string_values(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from string_values(v)
+
+
+@pytest.mark.parametrize("model", ["absent", "refused"])
+def test_the_published_dashboard_names_no_path_of_the_machine(instance, data_root, website, monkeypatch, model):
+    import json
+    import re
+    from pathlib import Path
+
+    monkeypatch.setenv("HOME", str(data_root.parent))  # the data root lies in the home directory
+    repo, _ = website
+    paths = DataPaths.at(data_root)
+    if model == "refused":  # a pickle without its checksum sidecar
+        paths.mood_classifier.parent.mkdir(parents=True)
+        paths.mood_classifier.write_bytes(b"not a model")
+    instance.add_dynamic_partitions("ingestions", ["20261126_090000"])
+    from spotify_brain_assets.definitions import defs
+
+    result = defs.resolve_job_def("update").execute_in_process(
+        instance=instance,
+        partition_key="20261126_090000",
+        resources={
+            "store": store_for(data_root),
+            "listening_source": demo_at("2026-11-26T09:00:00Z"),
+            "website": WebsiteDeployment(repo_path=str(repo), files=FILES),
+        },
+    )
+    published = (repo / "spotify-brain" / "dashboard_data.json").read_text()
+    assert published == paths.dashboard_json.read_text()
+    for text in (published, (repo / "spotify-brain" / "index.html").read_text()):
+        assert str(data_root) not in text and str(Path.home()) not in text and str(paths.models) not in text
+    absolute = re.compile(r"(^|[\s(\"'=])/[^\s/]+/")
+    data = json.loads(published)
+    assert [s for s in string_values(data) if absolute.search(s)] == []
+    # still says why, by file name
+    why = {"absent": "mood_classifier.pkl does not exist yet", "refused": "mood_classifier.pkl has no mood_classifier.pkl.sha256.json"}
+    assert why[model] in data["next_prediction"]["note"]
+    assert materializations(result)["dashboard"]["local_paths_removed"] == 0  # path-free at the source

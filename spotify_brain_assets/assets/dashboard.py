@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ..dashboard.build import Inputs, build_dashboard, recommendation_rows
+from ..dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
 from ..dashboard.deploy import DeployError, deploy
 from ..dashboard.page import render_page
 from ..ml.model_store import ModelRefused, load_model, sidecar_path
@@ -129,6 +129,9 @@ def dashboard(
         data["next_prediction"]["recommended_tracks"] = _recommend(
             listening_source.source(store.timezone), inputs.history, data["next_prediction"], config.recommendations, context.log
         )
+        data, leaked = scrub_local_paths(data, {str(paths.root): "the data root", str(Path.home()): "~"})
+        if leaked:
+            context.log.warning(f"{leaked} local paths removed from the dashboard's text (a message named a path: please report it)")
         write_json(data, paths.dashboard_json)
         write_text(render_page(data), paths.dashboard_page)
     nxt, fresh = data["next_prediction"], data["freshness"]
@@ -143,6 +146,7 @@ def dashboard(
             "stale": fresh["stale"],
             "pending_features": fresh["pending_features"],
             "drift_flags": len(data["drift"]["flags"]),
+            "local_paths_removed": leaked,  # 0: every message was path-free at its source
             "top_hours": md_table(hours),
             "path": dg.MetadataValue.path(str(paths.dashboard_json)),
             "page": dg.MetadataValue.path(str(paths.dashboard_page)),

@@ -5,6 +5,7 @@ baselines, model versions, freshness, demo flag, timezone. `dashboard.schema.jso
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -231,6 +232,45 @@ def build_dashboard(inputs: Inputs) -> dict:
         },
         "drift": drift_summary(inputs.drift, tz),
     }
+
+
+#: an absolute POSIX path of two components or more; a URL's path follows its host or "//", not this
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/(?:[\w.@+~-]+/)+[\w.@+~-]*")
+#: Spotify's names and links are the listener's content, published as they are
+_VERBATIM = {"track_id", "track_name", "artist_name", "image_url", "url"}
+
+
+def scrub_local_paths(data: Any, private: dict[str, str]) -> tuple[Any, int]:
+    """`data` with each `private` folder (the data root, the home directory) replaced by its label and
+    any other absolute path cut to its last component, and how many were found. The last guard: the
+    messages that reach the dashboard are path-free at their source, and this keeps a new one from
+    publishing how the owner's machine is laid out."""
+    folders = [
+        (re.compile(r"(?<![\w.~:/-])" + re.escape(folder) + r"(?![\w.@+~-])"), label)
+        for folder, label in sorted(private.items(), key=lambda kv: -len(kv[0]))  # the data root may lie in home
+        if folder.strip("/")
+    ]
+    found = 0
+
+    def text(value: str) -> str:
+        nonlocal found
+        for pattern, label in folders:
+            value, n = pattern.subn(label, value)
+            found += n
+        value, n = _ABSOLUTE_PATH.subn(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], value)
+        found += n
+        return value
+
+    def walk(value: Any, key: str | None = None) -> Any:
+        if isinstance(value, str):
+            return value if key in _VERBATIM else text(value)
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        return value
+
+    return walk(data), found
 
 
 def recommendation_rows(items: list[dict]) -> list[dict]:

@@ -4,6 +4,8 @@ A pickle can run any code when loaded, so a model file is only loaded when the s
 (`<name>.sha256.json`) says Spotify Brain wrote it and its SHA-256 matches the file's bytes. That
 refuses the predecessor's unchecked pickles, foreign files and files changed or truncated after
 writing. It does not defend against someone who can write the data root (they could write both).
+
+Refusals name files, never paths: they reach predictions.json and the published dashboard.
 """
 
 from __future__ import annotations
@@ -63,28 +65,29 @@ def save_model(bundle: dict[str, Any], path: Path, kind: str) -> str:
 def verify_model(path: Path, kind: str) -> str:
     """The file's SHA-256 when its sidecar vouches for it; ModelRefused otherwise."""
     side = sidecar_path(path)
+    name = path.name
     if not path.exists():
-        raise ModelRefused(f"{path} does not exist: run full_retrain to train a model")
+        raise ModelRefused(f"{name} does not exist yet: run full_retrain to train one")
     if not side.exists():
         raise ModelRefused(
-            f"{path} has no {side.name} beside it, so it was not written by Spotify Brain (a predecessor's "
+            f"{name} has no {side.name} beside it, so it was not written by Spotify Brain (a predecessor's "
             "pickle, or a copied file). It is not loaded: loading a pickle can run arbitrary code. "
             "Run full_retrain to train a new model."
         )
     try:
         meta = read_json(side)
     except CorruptFileError as exc:
-        raise ModelRefused(f"{side} is unreadable ({exc}); run full_retrain to train a new model") from exc
+        raise ModelRefused(f"{side.name} is unreadable; run full_retrain to train a new model") from exc
     if not isinstance(meta, dict) or meta.get("project") != PROJECT_MARKER:
-        raise ModelRefused(f"{side} was not written by Spotify Brain; {path} is not loaded")
+        raise ModelRefused(f"{side.name} was not written by Spotify Brain; {name} is not loaded")
     if meta.get("format") != FORMAT_VERSION:
-        raise ModelRefused(f"{path} has model format {meta.get('format')!r}, this version reads {FORMAT_VERSION}; run full_retrain")
+        raise ModelRefused(f"{name} has model format {meta.get('format')!r}, this version reads {FORMAT_VERSION}; run full_retrain")
     if meta.get("kind") != kind:
-        raise ModelRefused(f"{path} holds a {meta.get('kind')!r} model, not a {kind!r} one")
+        raise ModelRefused(f"{name} holds a {meta.get('kind')!r} model, not a {kind!r} one")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
         raise ModelRefused(
-            f"{path} does not match the checksum in {side.name} (changed or truncated after it was written); "
+            f"{name} does not match the checksum in {side.name} (changed or truncated after it was written); "
             "it is not loaded. Run full_retrain to train a new model."
         )
     return digest
@@ -96,9 +99,9 @@ def load_model(path: Path, kind: str) -> dict[str, Any]:
     try:
         bundle = joblib.load(path)
     except Exception as exc:  # unpickling raises many types
-        raise ModelRefused(f"{path} passed its checksum but cannot be unpickled ({exc!r}); run full_retrain") from exc
+        raise ModelRefused(f"{path.name} passed its checksum but cannot be unpickled ({type(exc).__name__}); run full_retrain") from exc
     if not isinstance(bundle, dict) or any(k not in bundle for k in BUNDLE_KEYS):
-        raise ModelRefused(f"{path} does not hold a model bundle {{model, feature_cols, metadata}}")
+        raise ModelRefused(f"{path.name} does not hold a model bundle {{model, feature_cols, metadata}}")
     return bundle
 
 
