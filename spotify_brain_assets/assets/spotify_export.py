@@ -48,7 +48,7 @@ class ExportImportConfig(dg.Config):
     checkpoint_seconds: float = 10.0  # fetched features are saved at least this often, and whenever the import stops
     max_fetch_minutes: float = 60.0  # then the import pauses (progress saved) so that live polling is not held up
     retry_unavailable: bool = False  # ask ReccoBeats again for tracks it did not know in earlier runs
-    # what an import may decompress (imports/discover.py ReadLimits: Spotify's files are 10-13 MB, ~10:1)
+    # what an import may decompress (imports/discover.py ReadLimits: Spotify's files are 10-13 MB, 10-15:1)
     max_file_mib: float = 256  # per file (zip member or JSON file), uncompressed
     max_total_mib: float = 2048  # all files together, uncompressed
     max_compression_ratio: float = 100  # uncompressed to compressed size of a zip member over 1 MiB

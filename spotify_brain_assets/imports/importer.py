@@ -45,7 +45,7 @@ def read_export(path: Path, min_play_ms: int = MIN_PLAY_MS, limits: ReadLimits =
         raw = limits.read(file, read)
         read += len(raw)
         plays, skips = parse_file(file, raw, min_play_ms)
-        del raw
+        del raw  # freed before the next file is read
         frames.append(plays)
         skipped += skips
         per_file.append({"file": file.name, "kind": file.kind, "plays": len(plays), "skipped": sum(skips.values())})

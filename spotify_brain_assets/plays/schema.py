@@ -94,5 +94,4 @@ def key_in(df: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
     often a key repeats on either side (a left merge would add a row per repeat)."""
     if df.empty or other.empty:
         return np.zeros(len(df), dtype=bool)
-    keys = conform(other[KEY], KEY)
-    return pd.MultiIndex.from_frame(conform(df[KEY], KEY)).isin(pd.MultiIndex.from_frame(keys))
+    return pd.MultiIndex.from_frame(conform(df[KEY], KEY)).isin(pd.MultiIndex.from_frame(conform(other[KEY], KEY)))
