@@ -1,12 +1,18 @@
 """The `update` job on the demo listener: slots, late and duplicate plays, re-runs, pending features."""
 
+import hashlib
+
+import dagster as dg
 import pandas as pd
 
-from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, KEY
+from spotify_brain_assets.assets.history import plays
+from spotify_brain_assets.assets.ingestion import ingestions
+from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, KEY, PLAY_COLUMNS
 from spotify_brain_assets.sources.demo import DemoListener
+from spotify_brain_assets.storage.files import read_json
 from spotify_brain_assets.storage.paths import DataPaths
 
-from .conftest import TIMEZONE, demo_at, materializations, run_job, step_errors
+from .conftest import TIMEZONE, demo_at, materializations, run_job, step_errors, store_for
 
 FIRST = ("2026-11-26T09:00:00Z", "20261126_090000")
 SECOND = ("2026-11-26T23:30:00Z", "20261126_233000")
@@ -119,12 +125,82 @@ def test_pending_plays_join_history_once_their_features_arrive(instance, data_ro
     assert len(history) >= meta["plays_with_features"]
 
 
-def test_a_corrupt_ingestion_file_fails_with_its_name_and_leaves_history_alone(instance, data_root):
+def quarantined(paths: DataPaths) -> dict[str, dict]:
+    """The quarantine's sidecars by the path their file came from."""
+    docs = [read_json(p) for p in sorted(paths.quarantine.glob("*.json"))]
+    return {doc["original_path"]: doc for doc in docs}
+
+
+def check(result, asset: str, name: str):
+    return next(c for c in result.get_asset_check_evaluations() if (c.asset_key.to_user_string(), c.check_name) == (asset, name))
+
+
+def test_unreadable_ingestion_files_are_quarantined_and_ingestion_goes_on(instance, data_root):
     update(instance, data_root, *FIRST)
     paths = DataPaths.at(data_root)
-    history_bytes = paths.history.read_bytes()
-    paths.ingestion_file("20261126_100000").write_bytes(b"not parquet at all")
+    good = paths.ingestion_file(FIRST[1]).read_bytes()
+    truncated, foreign = paths.ingestion_file("20261126_100000"), paths.ingestion_file("20261126_103000")
+    truncated.write_bytes(good[: len(good) // 2])
+    pd.DataFrame({"title": ["not a play"]}).to_parquet(foreign)
+    kept = {f"ingestions/{p.name}": p.read_bytes() for p in (truncated, foreign)}
+    before = pd.read_parquet(paths.history)
+
     result = run_job("update", instance, data_root, demo_at(SECOND[0]), SECOND[1], raise_on_error=False)
-    assert not result.success
-    assert "ingestion_20261126_100000.parquet" in step_errors(result)
-    assert paths.history.read_bytes() == history_bytes
+    assert result.success, step_errors(result)
+    # ingestion went on: the slot's plays reached history
+    second = pd.read_parquet(paths.ingestion_file(SECOND[1]))
+    after = pd.read_parquet(paths.history)
+    assert len(second) > 0 and len(after) == len(before) + len(second)
+    # both files were moved aside, bytes intact, each with the reason and where it came from
+    docs = quarantined(paths)
+    assert set(docs) == set(kept) and not truncated.exists() and not foreign.exists()
+    for original, content in kept.items():
+        moved = data_root / docs[original]["quarantined_path"]
+        assert moved.parent == paths.quarantine and moved.read_bytes() == content
+        assert docs[original]["sha256"] == hashlib.sha256(content).hexdigest() and docs[original]["bytes"] == len(content)
+        assert str(data_root) not in docs[original]["reason"]
+    assert "not a readable parquet file" in docs["ingestions/ingestion_20261126_100000.parquet"]["reason"]
+    assert "lacks the columns" in docs["ingestions/ingestion_20261126_103000.parquet"]["reason"]
+    # a failed (non-blocking) check and the run's metadata name them
+    readable = check(result, "ingestions", "ingestion_files_readable")
+    assert not readable.passed and readable.severity == dg.AssetCheckSeverity.ERROR
+    assert "ingestion_20261126_100000.parquet" in readable.description and "ingestion_20261126_103000.parquet" in readable.description
+    assert materializations(result)["ingestions"]["quarantined_files"] == 2
+    assert check(result, "plays", "ingestion_files_readable").passed  # nothing unreadable was left for plays
+    assert check(result, "history", "no_play_lost").passed
+
+
+def test_an_unreadable_file_of_the_slot_being_rerun_is_rewritten_from_what_spotify_still_lists(instance, data_root):
+    update(instance, data_root, *FIRST)
+    paths = DataPaths.at(data_root)
+    instance.add_dynamic_partitions("ingestions", [SECOND[1]])
+    dg.materialize([ingestions], instance=instance, partition_key=SECOND[1],
+                   resources={"store": store_for(data_root), "listening_source": demo_at(SECOND[0])})
+    target = paths.ingestion_file(SECOND[1])
+    written = pd.read_parquet(target)
+    content = target.read_bytes()
+    target.write_bytes(content[:100])  # truncated before `plays` merged it
+
+    result = update(instance, data_root, *SECOND)
+    assert not check(result, "ingestions", "ingestion_files_readable").passed
+    assert (data_root / quarantined(paths)[f"ingestions/{target.name}"]["quarantined_path"]).read_bytes() == content[:100]
+    # the partition was written anew with the plays the 50-play window still holds: here, all of them
+    assert sorted(map(tuple, pd.read_parquet(target)[KEY].astype(str).values)) == sorted(map(tuple, written[KEY].astype(str).values))
+    assert written[KEY].merge(pd.read_parquet(paths.history)[KEY], on=KEY).shape[0] == len(written)
+
+
+def test_plays_quarantines_an_unreadable_file_and_merges_the_others(instance, data_root):
+    update(instance, data_root, *FIRST)
+    paths = DataPaths.at(data_root)
+    history = pd.read_parquet(paths.history)
+    later = history.tail(3)[PLAY_COLUMNS].assign(played_at=lambda d: d["played_at"] + pd.Timedelta(days=2))
+    later.to_parquet(paths.ingestion_file("20261128_120000"))
+    paths.ingestion_file("20261128_113000").write_bytes(b"PAR1 not really")
+    result = dg.materialize([plays], instance=instance, resources={"store": store_for(data_root)})
+    assert result.success
+    merged = pd.read_parquet(paths.plays)
+    assert len(merged) == len(history) + 3
+    assert list(quarantined(paths)) == ["ingestions/ingestion_20261128_113000.parquet"]
+    readable = check(result, "plays", "ingestion_files_readable")
+    assert not readable.passed and "ingestion_20261128_113000.parquet" in readable.description
+    assert result.asset_materializations_for_node("plays")[0].metadata["quarantined_files"].value == 1

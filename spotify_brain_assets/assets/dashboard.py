@@ -102,6 +102,7 @@ def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_inges
         last_ingestion=last_ingestion,
         pending_features=_rows(paths.pending_features),
         unavailable_features=_rows(paths.unavailable_features),
+        gaps=read_json(paths.ingestion_gaps, []),
     )
 
 

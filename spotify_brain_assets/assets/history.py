@@ -8,11 +8,11 @@ from ..ml.assign import load_centroids, nearest_cluster
 from ..plays.merge import merge_plays
 from ..plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform, is_demo
 from ..plays.sessions import DEFAULT_GAP_MINUTES
-from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_file, read_ledger
+from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_files, read_ledger, unmerged_files
 from ..resources import DataStore
-from ..storage.files import keep_previous, parquet_metadata, write_json, write_parquet, writer_lock
+from ..storage.files import keep_previous, parquet_metadata, remove_stale_temporaries, write_json, write_parquet, writer_lock
 from .common import INGESTION_PARTITIONS, WRITER_POOL, md_table
-from .ingestion import ingestions
+from .ingestion import FILES_READABLE, files_readable_check, ingestions, quarantine_table
 from .spotify_export import spotify_export
 
 CLUSTERS_FINGERPRINT = "spotify_brain.mood_clusters"
@@ -23,7 +23,13 @@ class SessionConfig(dg.Config):
     gap_minutes: int = DEFAULT_GAP_MINUTES  # a longer pause than this starts a new listening session
 
 
-@dg.asset(deps=[ingestions, spotify_export], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
+@dg.asset(
+    deps=[ingestions, spotify_export],
+    group_name="history",
+    kinds={"parquet"},
+    pool=WRITER_POOL,
+    check_specs=[dg.AssetCheckSpec(FILES_READABLE, asset="plays", description="Every ingestion file merged; unreadable ones are moved to quarantine/")],
+)
 def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataStore) -> dg.MaterializeResult:
     """Every play with complete audio features, sessionized: `plays.parquet`, the layer under history.
 
@@ -31,15 +37,18 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
     A predecessor's `history.parquet` found in an empty data root is adopted as is, and its
     ingestion files become partitions of `ingestions`. Plays imported from Spotify's data export
     (`spotify_export`) join the same way; where an imported play meets the API's record of the same
-    play, the API's wins, and a replaced play is kept in `replaced_plays.parquet`.
+    play, the API's wins, and a replaced play is kept in `replaced_plays.parquet`. An unreadable
+    ingestion file is moved to `quarantine/` (its bytes kept) and the others are merged.
     """
     paths = store.paths
     with writer_lock(paths.lock):
+        removed = remove_stale_temporaries(paths.root)
         current, adopted = load_plays(paths)
         ledger = read_ledger(paths)
+        frames, quarantined = read_ingestion_files(paths, unmerged_files(paths, ledger))
+        todo = {key: paths.ingestion_file(key) for key in frames}
+        incoming = list(frames.values())
         files = paths.ingestion_files()
-        todo = {key: path for key, path in files.items() if ledger.get(key) != fingerprint(path)}
-        incoming = [read_ingestion_file(path) for path in todo.values()]
         exported, export_version = unmerged_export(paths, ledger)
         incoming += [exported] if exported is not None else []
         merged, added = merge_plays(
@@ -55,7 +64,10 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
     unregistered = sorted(set(files) - known_partitions)
     if unregistered:
         context.instance.add_dynamic_partitions(INGESTION_PARTITIONS.name, unregistered)
+    for q in quarantined:
+        context.log.error(f"{q['original_path']} is unreadable ({q['reason']}): moved to {q['quarantined_path']}, not merged")
     return dg.MaterializeResult(
+        check_results=[files_readable_check(quarantined)],
         metadata={
             "rows": len(merged),
             "added": len(added),
@@ -66,8 +78,11 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
             "adopted_predecessor_history": adopted,
             "partitions_registered": len(unregistered),
             "demo_data": is_demo(merged["origin"]),
+            "quarantined_files": len(quarantined),
+            "quarantined": quarantine_table(quarantined),
+            "stale_temporaries_removed": len(removed),
             "path": dg.MetadataValue.path(str(paths.plays)),
-        }
+        },
     )
 
 

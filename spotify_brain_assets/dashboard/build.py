@@ -44,6 +44,7 @@ class Inputs:
     pending_features: int = 0
     unavailable_features: int = 0
     recommended: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)  # metrics/ingestion_gaps.json: plays lost to the 50-play window
 
 
 def _iso(ts: Any, tz: ZoneInfo) -> str | None:
@@ -230,6 +231,10 @@ def build_dashboard(inputs: Inputs) -> dict:
             "stale": bool(stale),
             "stale_after_hours": STALE_AFTER_HOURS,
         },
+        "gaps": [
+            {"from": _iso(g["from"], tz), "to": _iso(g["to"], tz), "estimated_plays": int(g["estimated_plays"]), "detected_at": _iso(g["detected_at"], tz)}
+            for g in inputs.gaps
+        ],
         "drift": drift_summary(inputs.drift, tz),
     }
 

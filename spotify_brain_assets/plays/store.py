@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..storage.files import CorruptFileError, read_json, read_parquet
+from ..storage.files import CorruptFileError, quarantine, read_json, read_parquet
 from ..storage.paths import DataPaths
 from .schema import HISTORY_COLUMNS, KEY, PLAY_COLUMNS, SESSIONIZED_COLUMNS, conform, empty
 
@@ -21,7 +21,26 @@ def with_origin(df: pd.DataFrame, default: str) -> pd.DataFrame:
 
 
 def read_ingestion_file(path: Path) -> pd.DataFrame:
-    return conform(with_origin(read_parquet(path, REQUIRED_PLAY_COLUMNS), "predecessor"), PLAY_COLUMNS)
+    df = with_origin(read_parquet(path, REQUIRED_PLAY_COLUMNS), "predecessor")
+    try:
+        return conform(df, PLAY_COLUMNS)
+    except (TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{path} has columns of the wrong type ({exc})") from exc
+
+
+def read_ingestion_files(paths: DataPaths, files: dict[str, Path]) -> tuple[dict[str, pd.DataFrame], list[dict]]:
+    """The plays of each readable file by key, and the quarantine records of the unreadable ones.
+
+    One bad file (truncated, foreign) must not stop ingestion: Spotify keeps only 50 plays, so a run
+    that fails for long enough loses listening. It is moved to `quarantine/` with its bytes intact.
+    """
+    frames, quarantined = {}, []
+    for key, path in files.items():
+        try:
+            frames[key] = read_ingestion_file(path)
+        except CorruptFileError as exc:
+            quarantined.append(quarantine(path, paths.root, str(exc)))
+    return frames, quarantined
 
 
 def load_plays(paths: DataPaths) -> tuple[pd.DataFrame, bool]:
@@ -69,10 +88,16 @@ def read_ledger(paths: DataPaths) -> dict[str, str]:
     return doc["merged"]
 
 
-def known_plays(paths: DataPaths) -> pd.DataFrame:
-    """Keys and origins of every play already stored: merged ones, and ingested files not merged yet."""
+def unmerged_files(paths: DataPaths, ledger: dict[str, str]) -> dict[str, Path]:
+    """Ingestion files whose current version `plays` has not merged yet."""
+    return {key: path for key, path in paths.ingestion_files().items() if ledger.get(key) != fingerprint(path)}
+
+
+def known_plays(paths: DataPaths) -> tuple[pd.DataFrame, list[dict]]:
+    """Keys and origins of every play already stored (merged ones, and ingested files not merged yet),
+    and the quarantine records of files that could not be read."""
     store, _ = load_plays(paths)
-    ledger = read_ledger(paths)
-    unmerged = [read_ingestion_file(p) for k, p in paths.ingestion_files().items() if ledger.get(k) != fingerprint(p)]
+    unmerged, quarantined = read_ingestion_files(paths, unmerged_files(paths, read_ledger(paths)))
     columns = KEY + ["origin"]
-    return pd.concat([store[columns]] + [u[columns] for u in unmerged], ignore_index=True).drop_duplicates(KEY)
+    known = pd.concat([store[columns]] + [u[columns] for u in unmerged.values()], ignore_index=True).drop_duplicates(KEY)
+    return known, quarantined

@@ -6,6 +6,10 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 
+#: recently-played lists only the newest 50 plays (external-apis.md §2); older ones are gone from it
+RECENTLY_PLAYED_WINDOW = 50
+
+
 class SourceUnavailable(RuntimeError):
     """The source cannot serve this run (e.g. a spent quota): skip the run cleanly, store nothing."""
 

@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-WINDOW = 50
+from .base import RECENTLY_PLAYED_WINDOW
+
+WINDOW = RECENTLY_PLAYED_WINDOW
 BACKFILL_DAYS = 90
 BASE62 = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field, PrivateAttr
 
 from ..resources import ListeningSourceResource
@@ -95,12 +94,9 @@ class SpotifyResource(ListeningSourceResource):
     backoff_max_s: float = 30.0
     retry_after_floor_s: float = 1.0  # wait when a 429 carries `Retry-After: 0` or none
     max_total_wait_s: float = 120.0  # all retry waits of one client in one run
-    clock: str | None = None  # an ISO instant that freezes "now" (runs against the fake server); None = wall clock
+    # `clock` (inherited): an ISO instant that freezes "now", e.g. $SPOTIFY_BRAIN_CLOCK for replays
 
     _sources: list = PrivateAttr(default_factory=list)
-
-    def now(self) -> pd.Timestamp:
-        return pd.Timestamp(self.clock).tz_convert("UTC") if self.clock else super().now()
 
     def urls(self) -> dict[str, str]:
         return {

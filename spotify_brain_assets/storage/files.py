@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
+import re
+import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +36,14 @@ _NEW_FILE_MODE = _default_mode()
 
 class CorruptFileError(RuntimeError):
     """A file under the data root cannot be read as what it should be."""
+
+
+#: temporaries of `_atomic_target` (`.<name>.<8 random>.tmp`) and `keep_previous` (`.<name>.tmp`) for
+#: the kinds of file Spotify Brain writes; nothing else is ever removed
+TEMPORARY_RE = re.compile(r"^\.[^/]+\.(?:parquet|json|html|pkl)(?:\.[a-z0-9_]{8})?\.tmp$")
+#: a temporary untouched this long belongs to a dead writer: live writes fill theirs without pause,
+#: and every writer of the data root holds the lock the cleaner holds
+STALE_TEMPORARY_SECONDS = 5 * 60
 
 
 @contextlib.contextmanager
@@ -129,6 +141,59 @@ def keep_previous(path: Path, previous: Path) -> None:
 
         shutil.copy2(path, tmp)
     os.replace(tmp, previous)
+
+
+def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Remove temporaries that killed writers left under `root`; call it holding the writer lock.
+
+    Only names of our own temporaries, only regular files (no symlink is followed), never in
+    `imports/` (the user's folder), only when untouched for `older_than_s`.
+    """
+    cutoff = time.time() - older_than_s
+    removed = []
+    for folder, subfolders, names in os.walk(root):
+        if folder == str(root):
+            subfolders[:] = [d for d in subfolders if d != "imports"]
+        for name in filter(TEMPORARY_RE.match, names):
+            path = Path(folder) / name
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def quarantine(path: Path, root: Path, reason: str) -> dict[str, Any]:
+    """Move an unreadable file under `root` to `root/quarantine/`, bytes untouched, beside a JSON
+    sidecar saying why and where it came from; returns the sidecar's content.
+
+    Paths are named relative to the data root, so the record reads the same on any machine.
+    """
+    now = pd.Timestamp.now(tz="UTC")
+    original = path.relative_to(root).as_posix()
+    folder = root / "quarantine"
+    target = folder / f"{now:%Y%m%dT%H%M%SZ}-{path.name}"
+    suffix = 1
+    while target.exists() or target.with_name(target.name + ".json").exists():
+        target = folder / f"{now:%Y%m%dT%H%M%SZ}-{suffix}-{path.name}"
+        suffix += 1
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    record = {
+        "original_path": original,
+        "quarantined_path": target.relative_to(root).as_posix(),
+        "reason": reason.replace(str(path), original),
+        "quarantined_at": now.isoformat(),
+        "bytes": path.stat().st_size,
+        "sha256": digest,
+    }
+    # the sidecar first: a crash between the two leaves a stray note, never an unexplained file
+    write_json(record, target.with_name(target.name + ".json"))
+    os.replace(path, target)
+    return record
 
 
 @contextlib.contextmanager

@@ -165,6 +165,16 @@ class DataPaths:
         return self.root / "replaced_plays.parquet"
 
     @property
+    def quarantine(self) -> Path:
+        """Files that could not be read, moved aside with a JSON sidecar saying why (bytes kept)."""
+        return self.root / "quarantine"
+
+    @property
+    def ingestion_gaps(self) -> Path:
+        """Spans whose plays fell out of Spotify's 50-play window before a run could fetch them."""
+        return self.metrics / "ingestion_gaps.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".writer.lock"
 
