@@ -62,8 +62,15 @@ def test_a_reccobeats_outage_answers_no_features_so_plays_wait_as_pending(fake, 
     assert len(resource(fake, tmp_path, CLOCK, env=False).source("UTC").audio_features(["5FVd6KXrgO9B3JPmC8OPst"])) == 1
 
 
-def test_the_clock_freezes_now():
+def test_the_clock_freezes_now(monkeypatch):
     assert SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock=CLOCK).now() == pd.Timestamp(CLOCK)
+    naive = SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock="2026-09-20T23:00:00")
+    assert naive.now() == pd.Timestamp(CLOCK)  # a naive instant is UTC
+    for name in ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REFRESH_TOKEN"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("SPOTIFY_BRAIN_CLOCK", "half past nine")
+    with pytest.raises(ValueError, match="'half past nine' \\(SPOTIFY_BRAIN_CLOCK\\) is not an ISO instant"):
+        listening_source_from_env()
 
 
 def test_recommendations_are_steered_by_a_mood_centroid_over_http(fake, tmp_path):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import dagster as dg
 import pandas as pd
@@ -12,7 +13,7 @@ from spotify_brain_assets.plays.schema import KEY
 from spotify_brain_assets.plays.sessions import gap_rule_violations
 from spotify_brain_assets.storage.paths import DataPaths
 
-from .conftest import cli_env, demo_at, run_job
+from .conftest import cli_env, demo_at, materializations, run_job
 
 
 def test_two_updates_started_together_never_interleave_writes(tmp_path, data_root, instance, dagster_home):
@@ -90,3 +91,70 @@ def test_atomic_writes_keep_the_mode_a_plain_write_would_give(tmp_path):
     write_json({"b": 2}, private)
     assert private.stat().st_mode & 0o777 == 0o600  # an existing file keeps its mode
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def killed_while(action: str, data_root, cwd) -> None:
+    """Run a writer of the data root in its own process and SIGKILL it inside `action`."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import pyarrow.parquet as pq
+        from spotify_brain_assets.storage import files
+        from spotify_brain_assets.plays.store import load_history
+        from spotify_brain_assets.storage.paths import DataPaths
+
+        def die(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        paths = DataPaths.at({str(data_root)!r})
+        if {action!r} == "write":  # half of the new history written to its temporary
+            def dying_write(table, where, **kw):
+                with open(where, "wb") as handle:
+                    handle.write(b"PAR1 half a file")
+                die()
+            pq.write_table = dying_write
+            files.write_parquet(load_history(paths), paths.history)
+        else:  # the previous history linked to its temporary, not yet renamed
+            files.os.replace = die
+            files.keep_previous(paths.history, paths.history_previous)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+
+
+def test_the_next_run_removes_the_temporaries_of_killed_writers_and_nothing_else(tmp_path, data_root, instance):
+    assert run_job("update", instance, data_root, demo_at("2026-11-26T09:00:00Z"), "20261126_090000").success
+    paths = DataPaths.at(data_root)
+    killed_while("write", data_root, tmp_path)
+    killed_while("keep_previous", data_root, tmp_path)
+    left = sorted(data_root.rglob("*.tmp"))
+    assert [p.name.split(".")[1:3] for p in left] == [["history", "parquet"], ["history", "previous"]]
+    an_hour_ago = time.time() - 3600
+    for path in left:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    # what must stay: a young temporary (its writer may be alive), files that are not our
+    # temporaries, the user's imports/ folder, anything outside the data root, a symlink's target
+    (paths.imports).mkdir()
+    outside = tmp_path / ".history.parquet.abcdefgh.tmp"
+    stay = [
+        paths.ingestions / ".ingestion_20261126_093000.parquet.k2j4_x9q.tmp",
+        data_root / ".notes.tmp",
+        data_root / "history.parquet.abcdefgh.tmp",
+        paths.imports / ".endsong_0.json.abcdefgh.tmp",
+        outside,
+    ]
+    for path in stay:
+        path.write_bytes(b"keep me")
+        if path != stay[0]:
+            os.utime(path, (an_hour_ago, an_hour_ago))
+    link = data_root / ".plays.parquet.linkedxx.tmp"
+    link.symlink_to(outside)
+    os.utime(link, (an_hour_ago, an_hour_ago), follow_symlinks=False)
+
+    result = run_job("update", instance, data_root, demo_at("2026-11-26T23:30:00Z"), "20261126_233000")
+    assert result.success
+    assert not any(path.exists() for path in left)
+    assert all(path.read_bytes() == b"keep me" for path in stay) and link.is_symlink()
+    assert materializations(result)["ingestions"]["stale_temporaries_removed"] == 2
+    assert len(pd.read_parquet(paths.history)) > 0 and len(pd.read_parquet(paths.history_previous)) > 0

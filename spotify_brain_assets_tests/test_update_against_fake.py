@@ -16,6 +16,8 @@ import pytest
 
 from spotify_brain_assets.fakes import FakeServer, Fault, make_track
 from spotify_brain_assets.plays.schema import AUDIO_FEATURES, KEY
+from spotify_brain_assets.resources import listening_source_from_env
+from spotify_brain_assets.sources.spotify_resource import SpotifyResource
 from spotify_brain_assets.storage.paths import DataPaths
 
 from .conftest import materializations, run_job, step_errors
@@ -171,3 +173,29 @@ def test_a_day_of_slots_with_faults_keeps_every_play_exactly_once(fake, instance
     leaks += leaks_in_files(data_root, secrets, skip=(token_file,))
     leaks += leaks_in_files(Path(instance.root_directory), secrets)
     assert leaks == []
+
+
+def test_spotify_brain_clock_freezes_the_spotify_source_so_the_7_day_rule_can_be_replayed(fake, monkeypatch, instance, data_root):
+    monkeypatch.setenv("SPOTIFY_BRAIN_DATA_DIR", str(data_root))
+    monkeypatch.delenv("SPOTIFY_BRAIN_SOURCE", raising=False)
+    analysed, unanalysed = make_track(name="Analysed"), make_track(name="Never analysed")
+    fake.set_features(analysed["id"])
+    fake.add_play(analysed, "2026-09-20T10:00:00Z")
+    waiting = fake.add_play(unanalysed, "2026-09-20T10:05:00Z")
+
+    def slot(moment: str) -> dict:
+        fake.set_clock(moment)
+        monkeypatch.setenv("SPOTIFY_BRAIN_CLOCK", moment)
+        source = listening_source_from_env()
+        assert isinstance(source, SpotifyResource) and source.now() == pd.Timestamp(moment)
+        result = run_job("update", instance, data_root, source, pd.Timestamp(moment).strftime("%Y%m%d_%H%M%S"))
+        return materializations(result)["ingestions"]
+
+    assert slot("2026-09-20T11:00:00Z")["pending_features"] == 1
+    day_later = slot("2026-09-21T11:00:00Z")  # retried with backoff, still waiting
+    assert day_later["retried_pending"] == 1 and day_later["newly_unavailable"] == 0
+    assert slot("2026-09-27T11:30:00Z")["newly_unavailable"] == 1  # 7 days after it was first seen
+    unavailable = pd.read_parquet(DataPaths.at(data_root).unavailable_features)
+    assert unavailable["played_at"].tolist() == [waiting]
+    assert unavailable["first_seen_at"].tolist() == [pd.Timestamp("2026-09-20T11:00:00Z")]  # the frozen clock, not the wall's
+    assert len(pd.read_parquet(DataPaths.at(data_root).pending_features)) == 0
