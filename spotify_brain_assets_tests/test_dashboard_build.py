@@ -32,7 +32,7 @@ def validate(data):
 def test_an_empty_history_with_no_reports_gives_a_valid_dashboard():
     data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="Europe/Stockholm"))
     validate(data)
-    assert data["recently_played"] == [] and data["mood_trajectory"] == [] and data["mood_clusters"] == []
+    assert data["recently_played"] == [] and data["mood_trajectory"] == [] and data["mood_clusters"] == [] and data["gaps"] == []
     assert data["next_prediction"]["available"] is False and data["freshness"]["stale"] is True
     assert data["is_demo"] is False and data["generated_at"].endswith("+01:00")
 
@@ -65,6 +65,15 @@ def test_recently_played_is_the_newest_25_newest_first_with_labels_and_staleness
     assert recent[0]["mood_label"] == "High energy, positive"
     assert data["freshness"]["stale"] is True
     assert data["mood_clusters"][0]["plays"] == len(df) and data["mood_clusters"][0]["share"] == 1.0
+
+
+def test_gaps_in_the_ingested_plays_are_listed_in_local_time():
+    gap = {"from": "2026-11-24T22:00:00+00:00", "to": "2026-11-26T01:00:00+00:00", "hours": 27.0, "estimated_plays": 15,
+           "detected_at": "2026-11-26T01:30:00+00:00", "partition": "20261126_013000"}
+    data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="Europe/Stockholm", gaps=[gap]))
+    validate(data)
+    assert data["gaps"] == [{"from": "2026-11-24T23:00:00+01:00", "to": "2026-11-26T02:00:00+01:00", "estimated_plays": 15,
+                             "detected_at": "2026-11-26T02:30:00+01:00"}]
 
 
 def test_the_page_embeds_the_data_safely():
