@@ -67,13 +67,20 @@ def test_recently_played_is_the_newest_25_newest_first_with_labels_and_staleness
     assert data["mood_clusters"][0]["plays"] == len(df) and data["mood_clusters"][0]["share"] == 1.0
 
 
-def test_gaps_in_the_ingested_plays_are_listed_in_local_time():
+def test_gaps_are_listed_in_local_time_with_the_plays_an_import_has_filled_in():
     gap = {"from": "2026-11-24T22:00:00+00:00", "to": "2026-11-26T01:00:00+00:00", "hours": 27.0, "estimated_plays": 15,
            "detected_at": "2026-11-26T01:30:00+00:00", "partition": "20261126_013000"}
     data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="Europe/Stockholm", gaps=[gap]))
     validate(data)
     assert data["gaps"] == [{"from": "2026-11-24T23:00:00+01:00", "to": "2026-11-26T02:00:00+01:00", "estimated_plays": 15,
-                             "detected_at": "2026-11-26T02:30:00+01:00"}]
+                             "plays_in_history": 0, "detected_at": "2026-11-26T02:30:00+01:00"}]
+    # the gap's two ends are stored plays; three imported plays lie inside it
+    minutes = (NOW - pd.Timestamp(gap["to"])) / pd.Timedelta(minutes=1)
+    inside = [minutes + 60, minutes + 600, minutes + 1200]
+    history = history_of([minutes, *inside, minutes + 27 * 60, minutes + 40 * 60], [0] * 6, [0] * 6)
+    data = build_dashboard(Inputs(history=history, now=NOW, timezone="UTC", gaps=[gap]))
+    validate(data)
+    assert data["gaps"][0]["plays_in_history"] == 3
 
 
 def test_the_page_embeds_the_data_safely():

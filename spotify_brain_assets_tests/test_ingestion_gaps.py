@@ -77,7 +77,7 @@ def test_plays_lost_to_the_demo_listeners_window_are_recorded_and_shown(instance
     assert materializations(result)["ingestions"]["gap_estimated_plays"] == gap["estimated_plays"]
     [shown] = json.loads(paths.dashboard_json.read_text())["gaps"]
     assert pd.Timestamp(shown["from"]) == stored and pd.Timestamp(shown["to"]) == oldest_listed
-    assert shown["estimated_plays"] == gap["estimated_plays"]
+    assert shown["estimated_plays"] == gap["estimated_plays"] and shown["plays_in_history"] == 0
 
     # the next slot finds no new gap and the record stays
     again = run_job("update", instance, data_root, demo_at((later + pd.Timedelta(minutes=30)).isoformat()), "20261203_123000")

@@ -16,9 +16,6 @@ from .common import INGESTION_PARTITIONS, WRITER_POOL, md_table
 
 FILES_READABLE = "ingestion_files_readable"
 NO_GAP = "no_plays_lost_to_window"
-IMPORT_HINT = (
-    "Spotify's data export holds them: see README, 'Importing years of history from Spotify's data export'."
-)
 
 
 def files_readable_check(quarantined: list[dict]) -> dg.AssetCheckResult:
@@ -37,6 +34,10 @@ def quarantine_table(quarantined: list[dict]) -> dg.MetadataValue:
     return md_table(pd.DataFrame(quarantined, columns=["original_path", "quarantined_path", "reason"]))
 
 
+def gap_metadata(gap: dict | None) -> dict:
+    return {"gap_estimated_plays": gap["estimated_plays"] if gap else 0, "gap": f"{gap['from']} → {gap['to']}" if gap else "none"}
+
+
 def gap_check(gap: dict | None) -> dg.AssetCheckResult:
     """Warns when plays fell out of Spotify's 50-play window before this run could fetch them."""
     return dg.AssetCheckResult(
@@ -46,9 +47,9 @@ def gap_check(gap: dict | None) -> dg.AssetCheckResult:
         description=None if gap is None else (
             f"Plays between {gap['from']} and {gap['to']} ({gap['hours']:g} h) fell out of Spotify's 50-play window "
             f"before a run fetched them: about {gap['estimated_plays']} plays, estimated from your usual listening at "
-            f"those hours. {IMPORT_HINT}"
+            "those hours. Spotify's data export holds them: see README, 'Importing years of history from Spotify's data export'."
         ),
-        metadata={"gap_estimated_plays": gap["estimated_plays"] if gap else 0, **({"gap_from": gap["from"], "gap_to": gap["to"]} if gap else {})},
+        metadata=gap_metadata(gap),
     )
 
 
@@ -98,6 +99,8 @@ def ingestions(
         existing = existing_files.get(key)
         known, unreadable = known_plays(paths)
         quarantined += unreadable
+        for q in quarantined:
+            context.log.error(f"{q['original_path']} is unreadable ({q['reason']}): moved to {q['quarantined_path']}, ingestion goes on")
         check_source_kind(known["origin"], source.origin, config.allow_mixed_sources)
         pending = read_parquet_or_empty(paths.pending_features, PENDING_COLUMNS)
         cache = conform_cache(read_parquet_or_empty(paths.features_cache, CACHE_COLUMNS))
@@ -146,8 +149,6 @@ def ingestions(
     stats = result.stats
     if fresh_root and backfill:
         context.log.info(f"fresh data root: stored {len(backfill)} plays of demo backfill (origin 'demo-backfill')")
-    for q in quarantined:
-        context.log.error(f"{q['original_path']} is unreadable ({q['reason']}): moved to {q['quarantined_path']}, ingestion goes on")
     return dg.MaterializeResult(
         check_results=[files_readable_check(quarantined), gap_check(gap)],
         metadata={
@@ -159,8 +160,7 @@ def ingestions(
             "backfill_plays": len(backfill or []),
             "newest_play": str(result.plays["played_at"].max()) if len(result.plays) else "none",
             "pending_preview": md_table(result.pending[["track_id", "track_name", "played_at", "attempts"]], 10),
-            "gap_estimated_plays": gap["estimated_plays"] if gap else 0,
-            "gap": f"{gap['from']} → {gap['to']}" if gap else "none",
+            **gap_metadata(gap),
             "quarantined_files": len(quarantined),
             "quarantined": quarantine_table(quarantined),
             "stale_temporaries_removed": len(removed),

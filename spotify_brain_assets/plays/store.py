@@ -39,7 +39,7 @@ def read_ingestion_files(paths: DataPaths, files: dict[str, Path]) -> tuple[dict
         try:
             frames[key] = read_ingestion_file(path)
         except CorruptFileError as exc:
-            quarantined.append(quarantine(path, paths.root, str(exc)))
+            quarantined.append(quarantine(path, paths.root, paths.quarantine, str(exc)))
     return frames, quarantined
 
 

@@ -166,15 +166,14 @@ def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_S
     return removed
 
 
-def quarantine(path: Path, root: Path, reason: str) -> dict[str, Any]:
-    """Move an unreadable file under `root` to `root/quarantine/`, bytes untouched, beside a JSON
+def quarantine(path: Path, root: Path, folder: Path, reason: str) -> dict[str, Any]:
+    """Move an unreadable file under the data root `root` to `folder`, bytes untouched, beside a JSON
     sidecar saying why and where it came from; returns the sidecar's content.
 
     Paths are named relative to the data root, so the record reads the same on any machine.
     """
     now = pd.Timestamp.now(tz="UTC")
     original = path.relative_to(root).as_posix()
-    folder = root / "quarantine"
     target = folder / f"{now:%Y%m%dT%H%M%SZ}-{path.name}"
     suffix = 1
     while target.exists() or target.with_name(target.name + ".json").exists():
