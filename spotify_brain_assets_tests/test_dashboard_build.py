@@ -67,6 +67,7 @@ def test_recently_played_is_the_newest_25_newest_first_with_labels_and_staleness
     assert data["mood_clusters"][0]["plays"] == len(df) and data["mood_clusters"][0]["share"] == 1.0
 
 
+@pytest.mark.fast
 def test_gaps_are_listed_in_local_time_with_the_plays_an_import_has_filled_in():
     gap = {"from": "2026-11-24T22:00:00+00:00", "to": "2026-11-26T01:00:00+00:00", "hours": 27.0, "estimated_plays": 15,
            "detected_at": "2026-11-26T01:30:00+00:00", "partition": "20261126_013000"}

@@ -23,6 +23,7 @@ def at(*minutes):
     return pd.Series([T0 + pd.Timedelta(minutes=m) for m in minutes])
 
 
+@pytest.mark.fast
 def test_a_gap_needs_a_full_page_that_does_not_reach_the_stored_plays():
     full_after = at(*range(60, 110))  # 50 plays, all after the newest stored one
     assert find_gap(full_after, T0, 50) == (T0, T0 + pd.Timedelta(minutes=60))
@@ -31,6 +32,7 @@ def test_a_gap_needs_a_full_page_that_does_not_reach_the_stored_plays():
     assert find_gap(full_after, None, 50) is None  # nothing stored yet
 
 
+@pytest.mark.fast
 def test_the_estimate_follows_the_listeners_hours():
     # four weeks of exactly 3 plays in the local 08:00 hour on weekdays, nothing else
     days = pd.date_range("2026-10-05", periods=28, freq="D", tz=TIMEZONE)
@@ -46,6 +48,7 @@ def test_the_estimate_follows_the_listeners_hours():
     assert estimate_plays(played.iloc[:0], monday, monday + pd.Timedelta(days=1), TIMEZONE) == 0
 
 
+@pytest.mark.fast
 def test_a_gap_found_again_is_recorded_once():
     gap = gap_record(T0, T0 + pd.Timedelta(hours=27), 14.6, T0 + pd.Timedelta(hours=28), "20261127_130000")
     assert gap["estimated_plays"] == 15 and gap["hours"] == 27
