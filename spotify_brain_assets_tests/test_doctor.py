@@ -39,14 +39,14 @@ def test_doctor_names_unreadable_files_mixed_sources_and_leftovers(monkeypatch, 
     paths = DataPaths.at(data_root)
     broken = next(iter(paths.ingestion_files().values()))
     broken.write_bytes(b"PAR1 not really")
-    stale = data_root / ".history.parquet.x1y2.tmp"
+    stale = data_root / ".history.parquet.x1y2z3w4.tmp"
     stale.write_bytes(b"half")
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
 
     code, report = doctor(monkeypatch, data_root)
     assert code == 1
     assert f"FAIL  {broken} is not a readable parquet file" in report
-    assert "move it out of ingestions/" in report
+    assert "the next run moves it to quarantine/" in report
     assert "holds real listening (origins predecessor) but the listening source is the demo listener" in report
     assert "1 temporary file(s) left by killed runs" in report and stale.exists()
 

@@ -14,12 +14,10 @@ import pandas as pd
 from ..plays.ingest import CACHE_COLUMNS, PENDING_COLUMNS, UNAVAILABLE_COLUMNS
 from ..plays.schema import SESSIONIZED_COLUMNS, MixedSourcesError, check_source_kind
 from ..plays.store import REQUIRED_PLAY_COLUMNS
-from ..storage.files import CorruptFileError, read_json, read_parquet
+from ..storage.files import CorruptFileError, read_json, read_parquet, remove_stale_temporaries, stale_temporaries
 from ..storage.paths import DATA_DIR_ENV, DataPaths, data_root_from_env
 
 OK, WARN, FAIL = "ok", "WARN", "FAIL"
-#: a temporary file this old cannot belong to a write in progress (writes take seconds)
-STALE_TMP_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -43,14 +41,6 @@ def _parquet_columns(paths: DataPaths) -> dict[Path, list[str]]:
     files.update({path: REQUIRED_PLAY_COLUMNS for path in paths.ingestion_files().values()})
     files.update({path: [] for folder in (paths.processed, paths.metrics) if folder.is_dir() for path in folder.glob("*.parquet")})
     return files
-
-
-def stale_temporaries(paths: DataPaths, older_than: float = STALE_TMP_SECONDS) -> list[Path]:
-    """Temporary files of atomic writes (`.<name>.<random>.tmp`) that a killed run left behind."""
-    if not paths.root.is_dir():
-        return []
-    cutoff = time.time() - older_than
-    return sorted(p for p in paths.root.rglob(".*.tmp") if p.is_file() and p.stat().st_mtime < cutoff)
 
 
 def lock_is_free(paths: DataPaths) -> bool:
@@ -97,13 +87,17 @@ def check_data_root(paths: DataPaths, source_origin: str | None, repair: bool) -
 
     free = lock_is_free(paths)
     findings.append(Finding(OK, "writer lock: " + ("free" if free else "held by a run writing now")))
-    stale = stale_temporaries(paths)
+    stale = stale_temporaries(paths.root)
     if stale and repair and free:
-        for path in stale:
-            path.unlink(missing_ok=True)
-        findings.append(Finding(OK, f"removed {len(stale)} temporary file(s) left by killed runs"))
+        findings.append(Finding(OK, f"removed {len(remove_stale_temporaries(paths.root))} temporary file(s) left by killed runs"))
     elif stale:
-        findings.append(Finding(WARN, f"{len(stale)} temporary file(s) left by killed runs", "`spotify-brain doctor --repair` removes them"))
+        findings.append(Finding(WARN, f"{len(stale)} temporary file(s) left by killed runs", "`spotify-brain doctor --repair` (or the next run) removes them"))
+    held = sorted(paths.quarantine.glob("*.json")) if paths.quarantine.is_dir() else []
+    if held:
+        findings.append(Finding(
+            WARN, f"{len(held)} unreadable file(s) kept in {paths.quarantine.name}/: " + ", ".join(p.stem for p in held[:5]),
+            "each .json beside it says why; README 'When the services misbehave' tells how to restore one",
+        ))
     return findings
 
 
@@ -113,7 +107,7 @@ def _restore_hint(paths: DataPaths, path: Path) -> str:
     if path == paths.history:
         return "move it aside; the next run rebuilds history from plays.parquet"
     if path.parent == paths.ingestions:
-        return "move it out of ingestions/ (keep it): the next run ingests without it"
+        return "the next run moves it to quarantine/ (bytes kept) and ingests without it"
     return "move it aside (keep it) and run `spotify-brain full-retrain`, which rebuilds it"
 
 

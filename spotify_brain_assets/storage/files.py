@@ -143,14 +143,14 @@ def keep_previous(path: Path, previous: Path) -> None:
     os.replace(tmp, previous)
 
 
-def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
-    """Remove temporaries that killed writers left under `root`; call it holding the writer lock.
+def stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Temporaries that killed writers left under `root`.
 
     Only names of our own temporaries, only regular files (no symlink is followed), never in
     `imports/` (the user's folder), only when untouched for `older_than_s`.
     """
     cutoff = time.time() - older_than_s
-    removed = []
+    found = []
     for folder, subfolders, names in os.walk(root):
         if folder == str(root):
             subfolders[:] = [d for d in subfolders if d != "imports"]
@@ -161,9 +161,16 @@ def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_S
             except FileNotFoundError:
                 continue
             if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    return removed
+                found.append(path)
+    return found
+
+
+def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Remove `stale_temporaries`; call it holding the writer lock."""
+    found = stale_temporaries(root, older_than_s)
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def quarantine(path: Path, root: Path, folder: Path, reason: str) -> dict[str, Any]:
