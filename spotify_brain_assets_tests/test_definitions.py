@@ -1,6 +1,7 @@
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -69,3 +70,11 @@ def test_slot_keys_are_the_utc_half_hour():
 
     assert slot_key(pd.Timestamp("2026-03-29T01:44:59+01:00")) == "20260329_003000"
     assert slot_key(pd.Timestamp("2026-11-26T09:00:00Z")) == "20261126_090000"
+
+
+def test_dg_check_defs_passes(tmp_path):
+    """The repository is a `dg` project: `dg check defs` loads the definitions through [tool.dg]."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "SPOTIFY_BRAIN_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([str(Path(sys.executable).with_name("dg")), "check", "defs"], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr
