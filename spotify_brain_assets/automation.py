@@ -14,7 +14,7 @@ SLOT = pd.Timedelta(minutes=30)
 
 #: the incremental slice: a new ingestion partition and everything refreshed from it
 UPDATE_SELECTION = dg.AssetSelection.assets(
-    ingestions, plays, "history", "predictions", "drift_report", "dashboard", "published_dashboard"
+    ingestions, plays, "history", "predictions", "prediction_scores", "drift_report", "dashboard", "published_dashboard"
 )
 #: everything downstream of the ingested files, history included
 FULL_RETRAIN_SELECTION = dg.AssetSelection.assets(plays).downstream()

@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from .assets import checks, credentials, dashboard, history, ingestion, moods, reports, sessions, spotify_export
+from .assets import checks, credentials, dashboard, history, ingestion, moods, online, reports, sessions, spotify_export
 from .automation import dead_run_sensor, full_retrain_job, full_retrain_schedule, ingestion_slot_sensor, update_job
 from .resources import listening_source_from_env, store_from_env
 from .runtime.env import load_env_file
 
 #: every module holding assets or asset checks; a new layer adds its module here
-ASSET_MODULES = [ingestion, history, checks, credentials, moods, sessions, reports, dashboard, spotify_export]
+ASSET_MODULES = [ingestion, history, checks, credentials, moods, sessions, reports, online, dashboard, spotify_export]
 
 
 def build_definitions() -> dg.Definitions:

@@ -95,6 +95,7 @@ def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_inges
         session_evaluation=read_json(paths.session_evaluation, None),
         metrics_history=read_json(paths.metrics_history, None),
         drift=read_json(paths.drift_report, None),
+        prediction_scores=read_json(paths.prediction_scores, None),
         models={
             "mood": _model_in_use(paths.mood_classifier, "mood_classifier"),
             "session": _model_in_use(paths.session_classifier, "session_classifier"),
@@ -107,7 +108,7 @@ def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_inges
 
 
 @dg.asset(
-    deps=["history", "predictions", "drift_report", "mood_evaluation", "session_evaluation"],
+    deps=["history", "predictions", "prediction_scores", "drift_report", "mood_evaluation", "session_evaluation"],
     group_name="reporting",
     kinds={"json", "html"},
     pool=WRITER_POOL,

@@ -30,7 +30,7 @@ from ..sources.demo import HABITS, MOOD_NAMES, catalog
 REPO = Path(__file__).resolve().parents[2]
 STEPS = [
     "plays", "mood_clusters", "history", "history_checks", "mood_dataset", "session_dataset",
-    "mood_classifier", "session_classifier", "mood_evaluation", "session_evaluation", "drift_report", "predictions",
+    "mood_classifier", "session_classifier", "mood_evaluation", "session_evaluation", "drift_report", "predictions", "prediction_scores",
 ]
 TARGETS = {"full_retrain": 30.0, "mood_dataset": 2.0, "session_dataset": 2.0, "mood_clusters": 5.0}
 STAY = 0.85

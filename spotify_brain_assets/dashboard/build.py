@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from ..ml.online import live_quality
 from ..plays.schema import CLUSTER_FEATURES, is_demo
 
 SCHEMA_VERSION = 1
@@ -39,6 +40,7 @@ class Inputs:
     session_evaluation: dict | None = None
     metrics_history: list | None = None
     drift: dict | None = None
+    prediction_scores: dict | None = None
     models: dict = field(default_factory=dict)  # "mood"/"session" → {"version", "trained_at"} of the model in use
     last_ingestion: pd.Timestamp | None = None
     pending_features: int = 0
@@ -248,6 +250,7 @@ def build_dashboard(inputs: Inputs) -> dict:
         },
         "gaps": gaps(inputs.gaps, history, tz),
         "drift": drift_summary(inputs.drift, tz),
+        "live_quality": live_quality(inputs.prediction_scores),
     }
 
 

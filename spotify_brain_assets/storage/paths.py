@@ -130,6 +130,16 @@ class DataPaths:
         return self.processed / "predictions.json"
 
     @property
+    def predictions_log(self) -> Path:
+        """Every prediction served, append-only, with the baselines beside it (online evaluation)."""
+        return self.metrics / "predictions_log.parquet"
+
+    @property
+    def prediction_scores(self) -> Path:
+        """The logged predictions scored against what happened, per day and over 7/14/30 days."""
+        return self.metrics / "prediction_scores.json"
+
+    @property
     def dashboard_json(self) -> Path:
         """The dashboard's data, the contract with the owner's website (the predecessor's name)."""
         return self.export / "dashboard_data.json"
