@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from ..ml.model_store import sidecar_path
-from ..ml.online import LOG_COLUMNS, MOOD, SERVED, SESSION, TASKS, WINDOWS, conform_log, empty_log, log_rows, score_report, unlogged
+from ..ml.online import LOG_COLUMNS, METRICS, MOOD, SERVED, SESSION, TASKS, WINDOWS, conform_log, empty_log, log_rows, score_report, unlogged
 from ..plays.sessions import DEFAULT_GAP_MINUTES
 from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
@@ -42,9 +42,9 @@ def read_log(path: Path) -> pd.DataFrame:
     return conform_log(read_parquet(path, LOG_COLUMNS)) if path.exists() else empty_log()
 
 
-def _quarantine(path: Path, now: pd.Timestamp) -> Path:
+def _quarantine(path: Path) -> Path:
     """Move an unreadable log aside (its bytes kept) so logging starts over instead of failing forever."""
-    aside = path.with_name(f"{path.stem}.unreadable-{now.strftime('%Y%m%dT%H%M%S')}{path.suffix}")
+    aside = path.with_name(f"{path.stem}.unreadable-{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S%f')}{path.suffix}")
     os.replace(path, aside)
     return aside
 
@@ -86,7 +86,7 @@ def prediction_scores(
         try:
             log, added = append_to_log(paths.predictions_log, rows)
         except CorruptFileError as exc:
-            aside = _quarantine(paths.predictions_log, now)
+            aside = _quarantine(paths.predictions_log)
             notes.append(f"the predictions log was unreadable and was moved to {aside.name}; a new log starts ({exc})")
             log, added = append_to_log(paths.predictions_log, rows)
         try:
@@ -121,7 +121,7 @@ def prediction_scores(
             block = part["windows"][f"{days}d"]
             served = block["predictors"].get(SERVED)
             meta[f"{task}_n_{days}d"] = served["n"] if served else 0
-            for metric in ("log_loss", "brier", "accuracy", "calibration_error"):
+            for metric in METRICS:
                 if served and served[metric] is not None:
                     meta[f"{task}_{metric}_{days}d"] = served[metric]
             if block["best_baseline"]:

@@ -4,7 +4,8 @@ The log (`metrics/predictions_log.parquet`) is tidy: one row per prediction × p
 where a prediction is (`made_at`, `task`), the predictor is `served` (what `predictions.json` said;
 `version` names the model or the baseline that answered) or a baseline computed causally from the
 history known at `made_at`, and the target is a mood cluster (`next_mood`) or an hour
-(`session_start`). Scoring is then a few merges and group-bys over the whole log.
+(`session_start`). Scoring is then a few merges and group-bys over the part of the log the report
+shows (the last 90 days).
 
 Outcomes:
 - next mood: the play right after the one the prediction was conditioned on, when it continues that
@@ -26,8 +27,6 @@ import pandas as pd
 MOOD, SESSION = "next_mood", "session_start"
 TASKS = (MOOD, SESSION)
 SERVED = "served"
-MOOD_BASELINES = ("markov", "persistence")
-SESSION_BASELINES = ("hour_of_week_prior",)
 TS = "datetime64[ms, UTC]"
 LOG_COLUMNS = [
     "made_at", "task", "predictor", "version", "mood_cluster_id", "hour_start", "probability",
@@ -35,7 +34,7 @@ LOG_COLUMNS = [
 ]
 #: one prediction of one predictor for one target; `mood_cluster_id` is -1 on session rows, `hour_start` NaT on mood rows
 LOG_KEY = ["made_at", "task", "predictor", "mood_cluster_id", "hour_start"]
-EPS = 1e-6  # probabilities are floored here before the log, as in the offline evaluation
+EPS = 1e-6  # the outcome's probability is floored here before the log, as in the offline evaluation
 BINS = 10  # calibration: equal-width bins of the predicted probability
 PRIOR_STRENGTH = 2.0  # pseudo-observations pulling an hour-of-week cell toward its hour-of-day rate
 WINDOWS = (7, 14, 30)
@@ -96,7 +95,7 @@ def _distribution(answer: dict) -> pd.Series:
 
 def _conditioned(answer: dict, history: pd.DataFrame) -> tuple[str | None, pd.Timestamp | None]:
     """The play the mood prediction was conditioned on; older files name only its time."""
-    cond = answer.get("conditioned_on") or answer.get("last_play") or {}
+    cond = answer.get("conditioned_on") or {}
     at = cond.get("played_at") or answer.get("last_play_at")
     if not at:
         return None, None
@@ -357,7 +356,8 @@ def score_report(
 ) -> dict:
     """`metrics/prediction_scores.json`: per task, the windows (last 7, 14, 30 days of `made_at`
     before `as_of`), the days (local dates of `made_at`, newest `daily_days`), the reliability table
-    of the last 30 days, and how many predictions are scored, awaiting an outcome or not scorable."""
+    of the last 30 days, and how many of those predictions are scored, awaiting an outcome or not
+    scorable."""
     as_of = pd.Timestamp(as_of).tz_convert("UTC")
     settled = pd.Timestamp(data_through).tz_convert("UTC") - settle
     horizon = as_of - pd.Timedelta(days=max(daily_days, WINDOWS[-1]))  # older scores are reported nowhere
