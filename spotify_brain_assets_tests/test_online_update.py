@@ -162,7 +162,7 @@ def _worse_report(data_root, served_p: float, hours: int = 24) -> None:
     made = pd.Timestamp("2026-03-02T00:00:00Z")
     rows = _one_prediction(made)
     rows = rows[(rows["task"] == "session_start")].head(2 * hours).copy()
-    rows["probability"] = rows["predictor"].map({"served": served_p, "baseline": 0.1})
+    rows["probability"] = rows["predictor"].astype(str).map({"served": served_p, "baseline": 0.1})
     history = pd.DataFrame({"track_id": ["x"], "played_at": [made - pd.Timedelta(days=1)], "session_id": [0], "mood_cluster_id": [0]}).astype({"played_at": "datetime64[ms, UTC]"})
     now = made + pd.Timedelta(days=2)
     write_json(score_report(rows, history, now, now, "UTC", pd.Timedelta(hours=2), pd.Timedelta(minutes=30)), DataPaths.at(data_root).prediction_scores)
