@@ -85,7 +85,7 @@ def test_update_slots_log_every_prediction_once_and_score_them(instance, data_ro
     # an unreadable log is moved aside with its bytes, and logging starts over
     paths.predictions_log.write_bytes(b"not parquet")
     rescored = _materialize(instance, data_root, ["prediction_scores"], SLOTS[-1])
-    aside = list(paths.metrics.glob("predictions_log.unreadable-*.parquet"))
+    aside = list(paths.metrics.glob("predictions_log.parquet.unreadable-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"not parquet"
     assert set(read_log(paths.predictions_log)["made_at"]) == {pd.Timestamp(SLOTS[-1])}
     assert "unreadable" in materializations(rescored)["prediction_scores"]["notes"]
@@ -138,7 +138,7 @@ def test_a_killed_append_leaves_a_loadable_log_without_duplicates(data_root):
             assert proc.poll() is None and time.monotonic() < deadline, "the appending process stopped or never wrote"
             time.sleep(0.05)
         # kill it while it writes the next version (its temporary file exists; in practice the kill
-        # lands there, and the leftover temporary is for the next run's cleanup)
+        # lands there, and the leftover temporary is for `spotify-brain doctor --repair`)
         while not list(paths.metrics.glob(".predictions_log.parquet.*.tmp")):
             assert proc.poll() is None and time.monotonic() < deadline, "the appending process stopped writing"
             time.sleep(0.001)

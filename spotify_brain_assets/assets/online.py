@@ -44,7 +44,7 @@ def read_log(path: Path) -> pd.DataFrame:
 
 def _quarantine(path: Path) -> Path:
     """Move an unreadable log aside (its bytes kept) so logging starts over instead of failing forever."""
-    aside = path.with_name(f"{path.stem}.unreadable-{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S%f')}{path.suffix}")
+    aside = path.with_name(f"{path.name}.unreadable-{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S%f')}")  # not *.parquet: no reader takes it for data
     os.replace(path, aside)
     return aside
 
