@@ -194,13 +194,17 @@ def test_log_rows_read_todays_predictions_file_and_add_baselines():
 def test_log_rows_read_the_new_contract():
     doc = {
         "made_at": "2026-03-02T12:01:00+00:00",
-        "next_mood": {"available": True, "source": "model", "model_version": "mood-v7",
+        "next_mood": {"available": True, "source": "model", "served": {"kind": "model", "name": "xgboost", "version": "0123456789ab"},
                       "conditioned_on": {"track_id": "d", "played_at": "2026-03-02T12:00:00+00:00"},
-                      "probabilities": {"1": 0.25, "2": 0.75}},
-        "session_start": {"available": False, "reason": "inactive"},
+                      "distribution": {"1": 0.25, "2": 0.75}},
+        "session_start": {"available": True, "source": "baseline:hour_of_week_prior", "served": {"kind": "baseline", "name": "hour_of_week_prior", "version": None},
+                          "hours": [{"hour": 13, "hour_start": "2026-03-02T13:00:00+00:00", "lead_hours": 0.98, "probability": 0.2}]},
     }
     rows = log_rows(doc, HISTORY, "UTC")
     served = rows[rows["predictor"] == "served"]
-    assert served["version"].unique().tolist() == ["mood-v7"]
-    assert dict(zip(served["mood_cluster_id"], served["probability"])) == {1: 0.25, 2: 0.75}
-    assert (rows["task"] == "next_mood").all()
+    assert served.groupby("task", observed=True)["version"].first().astype(str).to_dict() == {
+        "next_mood": "model:0123456789ab", "session_start": "baseline:hour_of_week_prior"
+    }
+    mood = served[served["task"] == "next_mood"]
+    assert dict(zip(mood["mood_cluster_id"], mood["probability"])) == {1: 0.25, 2: 0.75}
+    assert (mood["conditioned_track_id"] == "d").all()

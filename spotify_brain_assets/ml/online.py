@@ -75,10 +75,13 @@ def made_at(doc: dict) -> pd.Timestamp:
 
 
 def _version(answer: dict, model_version: str | None) -> str:
-    """The model version or baseline name that answered."""
-    for key in ("model_version", "version"):
-        if answer.get(key):
-            return str(answer[key])
+    """What answered: `model:<version>` or `baseline:<name>`, from `served` ({kind, name, version});
+    older files name only `source`, and the model in use (`model_version`) stands for "model"."""
+    served = answer.get("served") or {}
+    if served.get("kind") == "model":
+        return f"model:{served.get('version') or served.get('name')}"
+    if served.get("kind") == "baseline":
+        return f"baseline:{served.get('name')}"
     source = str(answer.get("source") or "unknown")
     return model_version if source == "model" and model_version else source
 
