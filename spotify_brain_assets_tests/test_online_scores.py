@@ -10,6 +10,7 @@ from spotify_brain_assets.ml.online import (
     LOG_KEY,
     conform_log,
     hour_of_week_prior,
+    live_quality,
     log_rows,
     mood_baselines,
     score_report,
@@ -208,3 +209,16 @@ def test_log_rows_read_the_new_contract():
     mood = served[served["task"] == "next_mood"]
     assert dict(zip(mood["mood_cluster_id"], mood["probability"])) == {1: 0.25, 2: 0.75}
     assert (mood["conditioned_track_id"] == "d").all()
+
+
+def test_live_quality_is_the_30_day_served_against_the_best_baseline():
+    report = _report()
+    live = live_quality(report)
+    mood = report["tasks"]["next_mood"]["windows"]["30d"]["predictors"]
+    assert live["window"] == "30d"
+    assert live["next_mood"] == {
+        "metric": "log_loss", "model": mood["served"]["log_loss"], "best_baseline": "markov",
+        "baseline": mood["markov"]["log_loss"], "n_scored": 2, "beats_baseline": True,
+    }
+    assert live["session_start"]["best_baseline"] == "hour_of_week_prior" and live["session_start"]["n_scored"] == 2
+    assert live_quality(None) == {"window": "30d", "next_mood": None, "session_start": None}
