@@ -17,6 +17,8 @@ from spotify_brain_assets.ml.online import (
     unlogged,
 )
 
+pytestmark = pytest.mark.fast
+
 T = lambda s: pd.Timestamp(f"2026-03-02T{s}Z")  # noqa: E731  (a Monday)
 GAP = pd.Timedelta(minutes=30)
 SETTLE = pd.Timedelta(hours=2)

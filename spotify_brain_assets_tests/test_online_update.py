@@ -11,6 +11,7 @@ import time
 import dagster as dg
 import jsonschema
 import pandas as pd
+import pytest
 
 from spotify_brain_assets.assets.online import append_to_log, read_log, served_model_beats_baselines_live
 from spotify_brain_assets.dashboard.build import schema
@@ -168,6 +169,7 @@ def _worse_report(data_root, served_p: float, hours: int = 24) -> None:
     write_json(score_report(rows, history, now, now, "UTC", pd.Timedelta(hours=2), pd.Timedelta(minutes=30)), DataPaths.at(data_root).prediction_scores)
 
 
+@pytest.mark.fast
 def test_the_check_warns_when_the_served_model_is_worse_than_a_baseline(data_root):
     store = store_for(data_root)
     _worse_report(data_root, served_p=0.9)
@@ -183,6 +185,7 @@ def test_the_check_warns_when_the_served_model_is_worse_than_a_baseline(data_roo
     assert result.passed and "not enough" in result.metadata["session_start"].value
 
 
+@pytest.mark.fast
 def test_both_jobs_score_predictions_before_the_dashboard_reads_them():
     graph = defs.resolve_asset_graph()
     for job in ("update", "full_retrain"):
