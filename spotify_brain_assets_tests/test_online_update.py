@@ -83,11 +83,12 @@ def test_update_slots_log_every_prediction_once_and_score_them(instance, data_ro
     assert materializations(again)["prediction_scores"]["predictions_logged"] == 0
     pd.testing.assert_frame_equal(read_log(paths.predictions_log), log)
 
-    # an unreadable log is moved aside with its bytes, and logging starts over
+    # an unreadable log is moved to quarantine/ with its bytes, and logging starts over
     paths.predictions_log.write_bytes(b"not parquet")
     rescored = _materialize(instance, data_root, ["prediction_scores"], SLOTS[-1])
-    aside = list(paths.metrics.glob("predictions_log.parquet.unreadable-*"))
+    aside = list(paths.quarantine.glob("*-predictions_log.parquet"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"not parquet"
+    assert json.loads(aside[0].with_name(aside[0].name + ".json").read_text())["original_path"] == "metrics/predictions_log.parquet"
     assert set(read_log(paths.predictions_log)["made_at"]) == {pd.Timestamp(SLOTS[-1])}
     assert "unreadable" in materializations(rescored)["prediction_scores"]["notes"]
 
@@ -139,7 +140,7 @@ def test_a_killed_append_leaves_a_loadable_log_without_duplicates(data_root):
             assert proc.poll() is None and time.monotonic() < deadline, "the appending process stopped or never wrote"
             time.sleep(0.05)
         # kill it while it writes the next version (its temporary file exists; in practice the kill
-        # lands there, and the leftover temporary is for `spotify-brain doctor --repair`)
+        # lands there, and the next run's writers remove the leftover temporary)
         while not list(paths.metrics.glob(".predictions_log.parquet.*.tmp")):
             assert proc.poll() is None and time.monotonic() < deadline, "the appending process stopped writing"
             time.sleep(0.001)

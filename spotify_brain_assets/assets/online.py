@@ -1,6 +1,5 @@
 """`prediction_scores`: every served prediction logged, and scored once what it predicted happened."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +10,7 @@ from ..ml.online import LOG_COLUMNS, METRICS, MOOD, SERVED, SESSION, TASKS, WIND
 from ..plays.sessions import DEFAULT_GAP_MINUTES
 from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
-from ..storage.files import CorruptFileError, parquet_metadata, read_json, read_parquet, write_json, write_parquet, writer_lock
+from ..storage.files import CorruptFileError, parquet_metadata, quarantine, read_json, read_parquet, write_json, write_parquet, writer_lock
 from ..storage.paths import DataPaths
 from .common import WRITER_POOL, md_table
 from .history import GAP_MINUTES, history
@@ -40,13 +39,6 @@ def append_to_log(path: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 def read_log(path: Path) -> pd.DataFrame:
     return conform_log(read_parquet(path, LOG_COLUMNS)) if path.exists() else empty_log()
-
-
-def _quarantine(path: Path) -> Path:
-    """Move an unreadable log aside (its bytes kept) so logging starts over instead of failing forever."""
-    aside = path.with_name(f"{path.name}.unreadable-{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S%f')}")  # not *.parquet: no reader takes it for data
-    os.replace(path, aside)
-    return aside
 
 
 def _model_versions(paths: DataPaths) -> dict[str, str]:
@@ -85,9 +77,9 @@ def prediction_scores(
         rows = log_rows(doc, hist, store.tz, _model_versions(paths)) if doc else empty_log()
         try:
             log, added = append_to_log(paths.predictions_log, rows)
-        except CorruptFileError as exc:
-            aside = _quarantine(paths.predictions_log)
-            notes.append(f"the predictions log was unreadable and was moved to {aside.name}; a new log starts ({exc})")
+        except CorruptFileError as exc:  # kept in quarantine/, bytes untouched, and logging starts over
+            record = quarantine(paths.predictions_log, paths.root, paths.quarantine, str(exc))
+            notes.append(f"the predictions log was unreadable and was moved to {record['quarantined_path']}; a new log starts")
             log, added = append_to_log(paths.predictions_log, rows)
         try:
             previous = pd.Timestamp(read_json(paths.prediction_scores, {}).get("data_through") or pd.NaT)
