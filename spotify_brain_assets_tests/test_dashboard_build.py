@@ -9,7 +9,7 @@ import pytest
 
 from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, mood_trajectory, schema, scrub_local_paths, session_actual
 from spotify_brain_assets.dashboard.page import render_page
-from spotify_brain_assets.plays.schema import HISTORY_COLUMNS
+from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, conform
 
 from .test_sessions import plays_at
 
@@ -21,7 +21,7 @@ def history_of(minutes_before_now, sessions, moods):
     df["played_at"] = [NOW - pd.Timedelta(minutes=m) for m in minutes_before_now]
     df["session_id"] = sessions
     df["mood_cluster_id"] = moods
-    return df.sort_values("played_at").reset_index(drop=True)[HISTORY_COLUMNS]
+    return conform(df.sort_values("played_at"), HISTORY_COLUMNS)
 
 
 def validate(data):

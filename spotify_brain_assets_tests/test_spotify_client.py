@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from spotify_brain_assets.fakes import FakeServer, Fault, make_track
-from spotify_brain_assets.plays.parse import item_rows
+from spotify_brain_assets.plays.parse import PayloadError, item_rows
 from spotify_brain_assets.sources.http import ClientError, MalformedResponse
 
 from .spotify_fakes import spotify_client
@@ -43,6 +43,16 @@ def test_after_returns_only_later_plays_oldest_first_without_duplicates(fake):
     rows = item_rows(items, "spotify")
     assert rows["track_name"].tolist() == [f"Song {i}" for i in range(3, 10)]
     assert rows["image_url"].str.contains("/ab67616d00001e02").all()  # the 300 px image
+    assert rows["duration_ms"].tolist() == [t["duration_ms"] for t in tracks[3:]]  # each track's length
+
+
+def test_a_missing_track_length_stays_unknown_and_a_malformed_one_is_refused():
+    item = {"played_at": "2026-09-20T20:00:00Z", "track": make_track(name="Song")}
+    del item["track"]["duration_ms"]
+    assert item_rows([item], "spotify")["duration_ms"].isna().all()
+    item["track"]["duration_ms"] = "long"
+    with pytest.raises(PayloadError, match="duration_ms"):
+        item_rows([item], "spotify")
 
 
 def test_played_at_without_milliseconds_is_read(fake):

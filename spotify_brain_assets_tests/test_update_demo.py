@@ -8,7 +8,7 @@ import pandas as pd
 from spotify_brain_assets.assets.history import plays
 from spotify_brain_assets.assets.ingestion import ingestions
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, KEY, PLAY_COLUMNS
-from spotify_brain_assets.sources.demo import DemoListener
+from spotify_brain_assets.sources.demo import DemoListener, catalog
 from spotify_brain_assets.storage.files import read_json
 from spotify_brain_assets.storage.paths import DataPaths
 
@@ -35,6 +35,8 @@ def test_first_slot_writes_its_file_and_history_with_the_demo_backfill(instance,
     assert span >= pd.Timedelta(days=89)
     assert set(history["origin"]) == {"demo", "demo-backfill"}
     assert not history.isna().any().any() and not history.duplicated(KEY).any()
+    lengths = catalog(7).set_index("track_id")["duration_ms"]  # demo_at's seed
+    assert (history["duration_ms"] == history["track_id"].map(lengths)).all()  # each track's own length
     meta = materializations(result)
     assert meta["ingestions"]["demo_data"] is True and meta["history"]["demo_data"] is True
     assert meta["ingestions"]["pending_features"] > 0  # the demo has tracks without features
@@ -63,6 +65,19 @@ def test_a_later_slot_adds_only_new_plays_including_late_ones(instance, data_roo
     cut = second["played_at"].min()
     old = before[before["played_at"] < cut - pd.Timedelta(minutes=30)]
     assert after.set_index(KEY).loc[old.set_index(KEY).index, "session_id"].tolist() == old["session_id"].tolist()
+
+
+def test_a_data_root_written_before_track_lengths_were_kept_still_updates(instance, data_root):
+    update(instance, data_root, *FIRST)
+    paths = DataPaths.at(data_root)
+    for path in [paths.plays, paths.history, paths.pending_features, paths.ingestion_file(FIRST[1])]:
+        pd.read_parquet(path).drop(columns="duration_ms").to_parquet(path)
+    before = pd.read_parquet(paths.history)[KEY]
+    result = update(instance, data_root, *SECOND)
+    history = pd.read_parquet(paths.history)
+    new = history[KEY].merge(before, on=KEY, how="left", indicator=True)["_merge"].eq("left_only").to_numpy()
+    assert history.loc[~new, "duration_ms"].isna().all() and history.loc[new, "duration_ms"].notna().all()
+    assert all(c.passed for c in result.get_asset_check_evaluations())  # an unknown length is not a null
 
 
 def test_rerunning_an_old_slot_loses_nothing_and_adds_no_duplicates(instance, data_root):

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ..imports.output import replaced_keys
-from ..plays.schema import KEY
+from ..plays.schema import KEY, OPTIONAL_COLUMNS
 from ..plays.sessions import DEFAULT_GAP_MINUTES, gap_rule_violations
 from ..plays.store import history_or_empty
 from ..resources import DataStore
@@ -25,7 +25,7 @@ def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
     dupes = int(df.duplicated(KEY).sum())
     yield dg.AssetCheckResult(check_name="no_duplicates", passed=dupes == 0, metadata={"duplicates": dupes})
     raw = read_parquet(paths.history) if paths.history.exists() else df
-    nulls = raw.isna().sum()
+    nulls = raw.drop(columns=list(OPTIONAL_COLUMNS), errors="ignore").isna().sum()
     yield dg.AssetCheckResult(
         check_name="no_nulls",
         passed=int(nulls.sum()) == 0,

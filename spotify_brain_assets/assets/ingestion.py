@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..plays.gaps import add_gap, estimate_plays, find_gap, gap_record
 from ..plays.ingest import CACHE_COLUMNS, PENDING_COLUMNS, UNAVAILABLE_COLUMNS, RetryPolicy, conform_cache, cursor_after, ingest
-from ..plays.schema import KEY, check_source_kind
+from ..plays.schema import KEY, check_source_kind, required
 from ..plays.store import known_plays, read_ingestion_files
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import RECENTLY_PLAYED_WINDOW, SourceUnavailable
@@ -102,7 +102,7 @@ def ingestions(
         for q in quarantined:
             context.log.error(f"{q['original_path']} is unreadable ({q['reason']}): moved to {q['quarantined_path']}, ingestion goes on")
         check_source_kind(known["origin"], source.origin, config.allow_mixed_sources)
-        pending = read_parquet_or_empty(paths.pending_features, PENDING_COLUMNS)
+        pending = read_parquet_or_empty(paths.pending_features, required(PENDING_COLUMNS))
         cache = conform_cache(read_parquet_or_empty(paths.features_cache, CACHE_COLUMNS))
         fresh_root = len(known) == 0 and len(pending) == 0 and not paths.ingestion_files()
         after = cursor_after(known["played_at"].max() if len(known) else None, timedelta(minutes=config.overlap_minutes))
@@ -141,7 +141,7 @@ def ingestions(
         if len(result.plays) or existing is not None:
             write_parquet(result.plays, target, {"spotify_brain.partition": key})
         if len(result.unavailable):
-            previous = read_parquet_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS)
+            previous = read_parquet_or_empty(paths.unavailable_features, required(UNAVAILABLE_COLUMNS))
             record = pd.concat([previous, result.unavailable], ignore_index=True).drop_duplicates(KEY, keep="first")
             write_parquet(record, paths.unavailable_features)
         write_parquet(result.pending, paths.pending_features)

@@ -24,7 +24,7 @@ from ..imports.importer import (
 from ..imports.output import conform_export, read_export_plays, write_export_plays
 from ..plays.ingest import CACHE_COLUMNS, FEATURES_BATCH, UNAVAILABLE_COLUMNS, conform_cache
 from ..plays.merge import DEFAULT_TOLERANCE_SECONDS, reconcile
-from ..plays.schema import PLAY_COLUMNS, conform, key_in
+from ..plays.schema import PLAY_COLUMNS, conform, key_in, required
 from ..plays.store import load_plays
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
@@ -62,7 +62,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _unavailable_record(paths) -> pd.DataFrame:
-    return conform_unavailable(read_parquet_or_empty(paths.unavailable_features, UNAVAILABLE_COLUMNS))
+    return conform_unavailable(read_parquet_or_empty(paths.unavailable_features, required(UNAVAILABLE_COLUMNS)))
 
 
 class StrictFeatures:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..plays.merge import DEFAULT_TOLERANCE_SECONDS
-from ..plays.schema import KEY, PLAY_COLUMNS, conform, key_in
+from ..plays.schema import KEY, PLAY_COLUMNS, conform, key_in, required
 from ..storage.files import parquet_metadata, read_parquet, write_parquet
 from ..storage.paths import DataPaths
 from .parse import EXTRA_COLUMNS
@@ -43,7 +43,7 @@ def conform_export(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_export_plays(path: Path) -> pd.DataFrame:
-    return conform_export(read_parquet(path, EXPORT_COLUMNS))
+    return conform_export(read_parquet(path, required(EXPORT_COLUMNS)))
 
 
 def write_export_plays(df: pd.DataFrame, path: Path, tolerance_seconds: float) -> bool:
@@ -71,7 +71,7 @@ def unmerged_export(paths: DataPaths, ledger: dict[str, str]) -> tuple[pd.DataFr
     version = f"{stat.st_size}:{stat.st_mtime_ns}"
     if ledger.get(EXPORT_LEDGER_KEY) == version:
         return None, None
-    return conform(read_parquet(paths.export_plays, PLAY_COLUMNS), PLAY_COLUMNS), version
+    return conform(read_parquet(paths.export_plays, required(PLAY_COLUMNS)), PLAY_COLUMNS), version
 
 
 def record_replaced(paths: DataPaths, before: pd.DataFrame, after: pd.DataFrame, now: pd.Timestamp) -> int:
@@ -83,7 +83,7 @@ def record_replaced(paths: DataPaths, before: pd.DataFrame, after: pd.DataFrame,
         replaced_at=now, reason="the same play from a more precise source (API or extended history)"
     )
     if paths.replaced_plays.exists():
-        rows = pd.concat([read_parquet(paths.replaced_plays, REPLACED_COLUMNS), rows], ignore_index=True)
+        rows = pd.concat([read_parquet(paths.replaced_plays, required(REPLACED_COLUMNS)), rows], ignore_index=True)
     rows["replaced_at"] = pd.to_datetime(rows["replaced_at"], utc=True).dt.as_unit("ms")
     rows["reason"] = rows["reason"].astype("string")
     write_parquet(rows.drop_duplicates(KEY, keep="first")[REPLACED_COLUMNS].reset_index(drop=True), paths.replaced_plays)

@@ -48,14 +48,19 @@ def item_rows(items: Iterable[dict[str, Any]], origin: str) -> pd.DataFrame:
                 "track_name": track.get("name") or "",
                 "artist_name": ", ".join(a.get("name", "") for a in artists if a.get("name")),
                 "image_url": pick_image((track.get("album") or {}).get("images")),
+                "duration_ms": track.get("duration_ms"),
             }
         )
-    df = pd.DataFrame(rows, columns=METADATA_COLUMNS + ["image_url"])
+    df = pd.DataFrame(rows, columns=METADATA_COLUMNS + ["image_url", "duration_ms"])
     try:
         # with or without milliseconds, always UTC
         df["played_at"] = pd.to_datetime(df["played_at"], utc=True, format="ISO8601").dt.as_unit("ms")
     except (ValueError, TypeError) as exc:
         raise PayloadError(f"recently-played item has an unreadable played_at: {exc}") from exc
+    try:
+        df["duration_ms"] = pd.to_numeric(df["duration_ms"]).astype("Int64")
+    except (ValueError, TypeError) as exc:
+        raise PayloadError(f"recently-played item has an unreadable track duration_ms: {exc}") from exc
     df["origin"] = origin
     return df.drop_duplicates(["track_id", "played_at"]).sort_values("played_at").reset_index(drop=True)
 

@@ -9,8 +9,9 @@ AUDIO_FEATURES = ["valence", "energy", "danceability", "acousticness", "instrume
 #: The six inputs of the mood clusters: tempo enters normalized.
 CLUSTER_FEATURES = ["valence", "energy", "danceability", "acousticness", "instrumentalness", "tempo_norm"]
 METADATA_COLUMNS = ["track_id", "played_at", "track_name", "artist_name"]
-#: An ingestion file's columns, in the predecessor's order, plus `origin` (where the play came from).
-PLAY_COLUMNS = METADATA_COLUMNS + AUDIO_FEATURES + ["tempo_norm", "image_url", "origin"]
+#: An ingestion file's columns, in the predecessor's order, plus `origin` (where the play came from)
+#: and `duration_ms` (the track's length).
+PLAY_COLUMNS = METADATA_COLUMNS + AUDIO_FEATURES + ["tempo_norm", "image_url", "origin", "duration_ms"]
 SESSIONIZED_COLUMNS = PLAY_COLUMNS + ["session_id"]
 HISTORY_COLUMNS = SESSIONIZED_COLUMNS + ["mood_cluster_id"]
 KEY = ["track_id", "played_at"]
@@ -20,6 +21,9 @@ KEY = ["track_id", "played_at"]
 #: "export-account" for account data, whose end times have minute precision).
 ORIGINS = ("spotify", "demo", "demo-backfill", "predecessor", "export", "export-account")
 UNASSIGNED_MOOD = -1
+#: Columns younger than the predecessor: absent from older files, and nullable. A track's length comes
+#: with the API's plays; the predecessor's and the export's plays do not know it.
+OPTIONAL_COLUMNS = ("duration_ms",)
 
 _STRING_COLUMNS = ["track_id", "track_name", "artist_name", "image_url", "origin"]
 
@@ -41,7 +45,14 @@ def conform(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for col in ("session_id", "mood_cluster_id"):
         if col in out:
             out[col] = out[col].astype("int64")
+    if "duration_ms" in out:
+        out["duration_ms"] = pd.to_numeric(out["duration_ms"]).astype("Int64")
     return out.reset_index(drop=True)
+
+
+def required(columns: list[str]) -> list[str]:
+    """The columns a file must have to be read: all but the optional ones, which older files lack."""
+    return [c for c in columns if c not in OPTIONAL_COLUMNS]
 
 
 def empty(columns: list[str]) -> pd.DataFrame:

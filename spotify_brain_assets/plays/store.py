@@ -9,9 +9,9 @@ import pandas as pd
 
 from ..storage.files import CorruptFileError, quarantine, read_json, read_parquet
 from ..storage.paths import DataPaths
-from .schema import HISTORY_COLUMNS, KEY, PLAY_COLUMNS, SESSIONIZED_COLUMNS, conform, empty
+from .schema import HISTORY_COLUMNS, KEY, PLAY_COLUMNS, SESSIONIZED_COLUMNS, conform, empty, required
 
-REQUIRED_PLAY_COLUMNS = [c for c in PLAY_COLUMNS if c != "origin"]  # the predecessor had no origin
+REQUIRED_PLAY_COLUMNS = [c for c in required(PLAY_COLUMNS) if c != "origin"]  # the predecessor had no origin
 
 
 def with_origin(df: pd.DataFrame, default: str) -> pd.DataFrame:
@@ -50,7 +50,7 @@ def load_plays(paths: DataPaths) -> tuple[pd.DataFrame, bool]:
     restoring one): it is adopted as is, session ids included.
     """
     if paths.plays.exists():
-        return conform(read_parquet(paths.plays, SESSIONIZED_COLUMNS), SESSIONIZED_COLUMNS), False
+        return conform(read_parquet(paths.plays, required(SESSIONIZED_COLUMNS)), SESSIONIZED_COLUMNS), False
     if paths.history.exists():
         adopted = read_parquet(paths.history, REQUIRED_PLAY_COLUMNS + ["session_id"])
         if adopted[REQUIRED_PLAY_COLUMNS + ["session_id"]].isna().any().any():
