@@ -53,6 +53,10 @@ def chromium(width: int = 1280, height: int = 900):
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # Chromium keeps a window at least 500 px wide: a phone's viewport is emulated, as DevTools does
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600}
+    )
     try:
         yield driver
     finally:

@@ -7,7 +7,9 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, mood_trajectory, schema, scrub_local_paths, session_actual
+from spotify_brain_assets.dashboard.build import (
+    Inputs, build_dashboard, mood_trajectory, next_runs, schema, scrub_local_paths, session_actual,
+)
 from spotify_brain_assets.dashboard.page import render_page
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, conform
 
@@ -105,3 +107,79 @@ def test_local_paths_are_scrubbed_from_every_text_but_the_listeners_own_names():
     assert out["models"]["mood"]["note"] == "data kept in the data root" and found == 4
     assert scrub_local_paths(data, {})[0]["note"] == "mood_classifier.pkl does not exist; cache in x, home me"
     assert out["recently_played"] == data["recently_played"] and out["links"] == data["links"] and out["plays"] == 3
+
+
+def test_next_runs_are_known_only_for_jobs_whose_trigger_the_daemon_runs():
+    tz = ZoneInfo("Europe/Stockholm")
+    at = pd.Timestamp("2026-11-26T08:15:45Z")
+    assert next_runs(at, frozenset(), tz) == {"update": None, "full_retrain": None}
+    assert next_runs(at, frozenset({"update", "full_retrain"}), tz) == {
+        "update": "2026-11-26T09:30:00+01:00", "full_retrain": "2026-11-27T01:15:00+01:00"}
+    assert next_runs(pd.Timestamp("2026-11-26T00:05Z"), frozenset({"full_retrain"}), tz)["full_retrain"] == "2026-11-26T01:15:00+01:00"
+
+
+def test_the_daemon_heartbeat_and_the_trigger_state_decide_what_is_scheduled():
+    import time
+
+    import dagster as dg
+    from dagster._daemon.types import DaemonHeartbeat
+
+    from spotify_brain_assets.assets.dashboard import scheduled_jobs
+
+    with dg.instance_for_test() as instance:
+        assert scheduled_jobs(instance) == frozenset()  # no daemon: `spotify-brain run` alone schedules nothing
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "SENSOR", "d1", []))
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time() - 3600, "SCHEDULER", "d1", []))  # an hour-old beat
+        assert scheduled_jobs(instance) == frozenset({"update"})
+
+
+def test_drift_flags_are_named_for_people_with_the_windows_they_compare():
+    report = {
+        "generated_at": "2026-11-26T08:00:00+00:00",
+        "windows": {"current": {"days": 7}, "reference": {"days": 30}},
+        "metrics": [{"metric": "tracks_per_day", "reference": 20.0, "current": 34.0, "change": 0.7, "flagged": True},
+                    {"metric": "sessions_per_day", "reference": 2.0, "current": 2.1, "change": 0.05, "flagged": False}],
+        "per_hour_start_frequency": [{"hour": 7, "metric": "start_frequency_hour_07", "reference": 0.3, "current": 0.6, "change": 1.0, "flagged": True}],
+        "feature_psi": [{"feature": "valence", "psi": 0.3, "reference_mean": 0.4, "current_mean": 0.6, "flagged": True}],
+    }
+    data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="UTC", drift=report))
+    validate(data)
+    drift = data["drift"]
+    assert drift["windows"] == {"current_days": 7, "reference_days": 30}
+    assert [(f["label"], f["reference"], f["current"]) for f in drift["flags"]] == [
+        ("Songs per day", 20.0, 34.0), ("Session starts in this hour (per day)", 0.3, 0.6), ("The valence of your songs", 0.4, 0.6)]
+    assert drift["flags"][1]["hour"] == 7 and drift["flags"][0]["metric"] == "tracks_per_day"  # the old keys stay
+
+
+def test_models_and_the_next_mood_are_explained_in_plain_words():
+    mood = {"status": "trained", "primary_metric": "log_loss",
+            "candidate": {"test": {"accuracy": 0.9, "log_loss": 0.36}},
+            "baselines": {"markov": {"accuracy": 0.9, "log_loss": 0.35}},
+            "decision": {"promoted": False, "metric": "log_loss", "higher_is_better": False, "candidate": 0.36,
+                         "best_baseline": "markov", "best_baseline_value": 0.35,
+                         "summary": "not promoted, the model in use stays: the candidate's log_loss 0.3590 is worse"}}
+    predictions = {"next_mood": {"available": True, "source": "baseline:markov", "mood_cluster_id": 1, "confidence": 0.9,
+                                 "reason": "no mood_classifier in use (not promoted, …); its baseline answers",
+                                 "probabilities": [{"cluster_id": 1, "label": "High energy, positive", "probability": 0.9}]}}
+    data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=NOW, timezone="UTC",
+                                  mood_evaluation=mood, predictions=predictions))
+    validate(data)
+    m = data["models"]["mood"]
+    assert m["serving"] == "rule" and m["note"] == m["summary"] and "mood_classifier" not in json.dumps(m["summary"])
+    assert "did not beat the simple rule “the mood that usually follows the last one”" in m["summary"]
+    assert m["details"]["rows"][0]["values"] == {"accuracy": 0.9, "log_loss": 0.36}
+    assert data["next_prediction"]["note"] == "Guessed by the simple rule “the mood that usually follows the last one”: no model has beaten it yet."
+    assert data["models"]["session"]["serving"] == "nothing" and data["models"]["session"]["details"] is None
+
+
+def test_the_dashboard_carries_stats_and_recap_and_the_shared_recap_page_only_the_recap():
+    from spotify_brain_assets.dashboard.page import render_recap_page
+
+    minutes = list(range(0, 300, 10))
+    df = history_of(minutes, [0] * len(minutes), [1] * len(minutes))
+    data = build_dashboard(Inputs(history=df, now=NOW, timezone="UTC"))
+    validate(data)
+    assert data["stats"]["ranges"]["7d"]["plays"] == 30 and data["recap"]["years"][0]["plays"] == 30
+    assert sum(data["session_start_share"].values()) == pytest.approx(1.0)
+    page = render_recap_page(data)
+    assert '"recap"' in page and "recently_played" not in page.split('id="embedded-data"')[1].split("</script>")[0]

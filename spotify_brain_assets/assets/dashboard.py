@@ -1,6 +1,7 @@
 """`dashboard` (export/dashboard_data.json + export/index.html) and `published_dashboard` (the website)."""
 
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -8,7 +9,7 @@ import pandas as pd
 
 from ..dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
 from ..dashboard.deploy import DeployError, deploy
-from ..dashboard.page import render_page
+from ..dashboard.page import render_page, render_recap_page
 from ..ml.model_store import ModelRefused, load_model, sidecar_path
 from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
@@ -16,10 +17,15 @@ from ..storage.files import read_json, read_parquet_or_empty, write_json, write_
 from ..storage.paths import DataPaths
 from .common import WRITER_POOL, md_table
 
+RECAP_PAGE = "recap.html"
+
 WEBSITE_REPO_ENV = "SPOTIFY_BRAIN_WEBSITE_REPO"
 WEBSITE_DIR_ENV = "SPOTIFY_BRAIN_WEBSITE_DIR"
 WEBSITE_PAGE_ENV = "SPOTIFY_BRAIN_WEBSITE_PAGE"
 WEBSITE_PUSH_ENV = "SPOTIFY_BRAIN_WEBSITE_PUSH"
+#: job → (the daemon that triggers it, its sensor or schedule): the next run is known while both run
+TRIGGERS = {"update": ("SENSOR", "ingestion_slot_sensor"), "full_retrain": ("SCHEDULER", "full_retrain_daily")}
+HEARTBEAT_FRESH_SECONDS = 120
 
 
 class DashboardConfig(dg.Config):
@@ -47,11 +53,15 @@ def website_deployment_from_env() -> WebsiteDeployment:
     files = {"dashboard_data.json": f"{target_dir}/dashboard_data.json"}
     if os.environ.get(WEBSITE_PAGE_ENV, "").lower() in ("1", "true", "yes"):
         files["index.html"] = f"{target_dir}/index.html"
+        files["recap.html"] = f"{target_dir}/recap.html"
     return WebsiteDeployment(
         repo_path=os.environ.get(WEBSITE_REPO_ENV) or None,
         files=files,
         push=os.environ.get(WEBSITE_PUSH_ENV, "").lower() in ("1", "true", "yes"),
     )
+
+
+LISTENED = ["track_id", "played_at", "ms_played"]
 
 
 def _rows(path: Path) -> int:
@@ -82,7 +92,18 @@ def _recommend(source, history: pd.DataFrame, prediction: dict, size: int, log) 
         return []
 
 
-def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_ingestion: pd.Timestamp | None) -> Inputs:
+def scheduled_jobs(instance: dg.DagsterInstance) -> frozenset:
+    """Jobs whose sensor or schedule Dagster's daemon is running now (`dagster dev`): their next run
+    is known. Without a live daemon heartbeat, or with the trigger stopped in the UI, it is not."""
+    beats = instance.get_daemon_heartbeats()
+    stopped = {state.instigator_name for state in instance.all_instigator_state() if not state.is_running}
+    fresh = {daemon for daemon, beat in beats.items() if time.time() - beat.timestamp < HEARTBEAT_FRESH_SECONDS}
+    return frozenset(job for job, (daemon, trigger) in TRIGGERS.items() if daemon in fresh and trigger not in stopped)
+
+
+def gather_inputs(
+    paths: DataPaths, timezone: str, now: pd.Timestamp, last_ingestion: pd.Timestamp | None, scheduled: frozenset = frozenset()
+) -> Inputs:
     """What the dashboard shows, from the files under the data root (any of them may not exist yet)."""
     return Inputs(
         history=history_or_empty(paths),
@@ -104,6 +125,8 @@ def gather_inputs(paths: DataPaths, timezone: str, now: pd.Timestamp, last_inges
         pending_features=_rows(paths.pending_features),
         unavailable_features=_rows(paths.unavailable_features),
         gaps=read_json(paths.ingestion_gaps, []),
+        listened=read_parquet_or_empty(paths.export_plays, LISTENED),
+        scheduled=scheduled,
     )
 
 
@@ -119,14 +142,15 @@ def dashboard(
     store: DataStore,
     listening_source: ListeningSourceResource,
 ) -> dg.MaterializeResult:
-    """The dashboard: `export/dashboard_data.json` (the predecessor's keys plus baselines, model
-    versions, freshness, demo flag, timezone; described by dashboard.schema.json) and a self-contained
-    page `export/index.html` that renders it, offline, on a phone or a desktop."""
+    """The dashboard: `export/dashboard_data.json` (the predecessor's keys plus listening stats, the
+    yearly recap, the models in plain words, baselines, freshness, demo flag, timezone; described by
+    dashboard.schema.json), a self-contained page `export/index.html` that renders it offline on a
+    phone or a desktop, and `export/recap.html`, the yearly recap alone, to share."""
     paths = store.paths
     latest = context.instance.get_latest_materialization_event(dg.AssetKey("ingestions"))
     last_ingestion = pd.Timestamp(latest.timestamp, unit="s", tz="UTC") if latest else None
     with writer_lock(paths.lock):
-        inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion)
+        inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion, scheduled_jobs(context.instance))
         data = build_dashboard(inputs)
         data["next_prediction"]["recommended_tracks"] = _recommend(
             listening_source.source(store.timezone), inputs.history, data["next_prediction"], config.recommendations, context.log
@@ -136,6 +160,7 @@ def dashboard(
             context.log.warning(f"{leaked} local paths removed from the dashboard's text (a message named a path: please report it)")
         write_json(data, paths.dashboard_json)
         write_text(render_page(data), paths.dashboard_page)
+        write_text(render_recap_page(data), paths.export / RECAP_PAGE)
     nxt, fresh = data["next_prediction"], data["freshness"]
     hours = pd.DataFrame(data["top_hours"] or [], columns=["hour", "probability"])
     return dg.MaterializeResult(
@@ -145,6 +170,9 @@ def dashboard(
             "next_mood_confidence": nxt["confidence"] if nxt["confidence"] is not None else 0.0,
             "recommended_tracks": len(nxt["recommended_tracks"]),
             "recently_played": len(data["recently_played"]),
+            "plays_last_7_days": data["stats"]["ranges"]["7d"]["plays"],
+            "minutes_last_7_days": data["stats"]["ranges"]["7d"]["minutes"],
+            "recap_years": len(data["recap"]["years"]),
             "stale": fresh["stale"],
             "pending_features": fresh["pending_features"],
             "drift_flags": len(data["drift"]["flags"]),

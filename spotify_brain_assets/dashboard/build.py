@@ -1,7 +1,8 @@
 """Building dashboard_data.json from history and the ML layer's reports: pure functions.
 
 The JSON keeps the predecessor's keys (the owner's website reads them) and adds what it lacked:
-baselines, model versions, freshness, demo flag, timezone. `dashboard.schema.json` describes it.
+baselines, model versions and their plain-words explanation, freshness, demo flag, timezone,
+listening stats per range and the yearly recap. `dashboard.schema.json` describes it.
 """
 
 import json
@@ -15,11 +16,16 @@ import pandas as pd
 
 from ..ml.online import live_quality
 from ..plays.schema import CLUSTER_FEATURES, is_demo
+from .plain import details, explain, prediction_note
+from .recap import yearly_recap
+from .stats import listening_stats, prepare
 
 SCHEMA_VERSION = 1
 RECENT_TRACKS = 25
 TRAJECTORY_BIN = "15min"
 STALE_AFTER_HOURS = 2.0
+UPDATE_EVERY = pd.Timedelta(minutes=30)  # the slot sensor's :00/:30 UTC slots
+RETRAIN_AT = pd.Timedelta(minutes=15)  # full_retrain_daily's 00:15 UTC
 
 
 def schema() -> dict:
@@ -47,6 +53,8 @@ class Inputs:
     unavailable_features: int = 0
     recommended: list = field(default_factory=list)
     gaps: list = field(default_factory=list)  # metrics/ingestion_gaps.json: plays lost to the 50-play window
+    listened: pd.DataFrame | None = None  # the export's ms_played by (track_id, played_at), where imported
+    scheduled: frozenset = frozenset()  # jobs whose trigger Dagster's daemon is running: their next run is known
 
 
 def _iso(ts: Any, tz: ZoneInfo) -> str | None:
@@ -59,13 +67,25 @@ def _labels(clusters: dict | None) -> dict[int, str]:
     return {int(c["cluster_id"]): c["label"] for c in (clusters or {}).get("clusters", [])}
 
 
+def _start_counts(history: pd.DataFrame, tz: ZoneInfo) -> pd.Series:
+    starts = history.groupby("session_id")["played_at"].min().dt.tz_convert(tz).dt.hour
+    return starts.value_counts().reindex(range(24), fill_value=0)
+
+
 def session_actual(history: pd.DataFrame, tz: ZoneInfo) -> dict[str, float]:
     """Share of sessions starting in each local hour, max-normalized (the predecessor's convention)."""
     if len(history) == 0:
         return {}
-    starts = history.groupby("session_id")["played_at"].min().dt.tz_convert(tz).dt.hour
-    counts = starts.value_counts().reindex(range(24), fill_value=0)
+    counts = _start_counts(history, tz)
     return {str(h): round(float(v), 6) for h, v in (counts / counts.max()).items()}
+
+
+def session_start_share(history: pd.DataFrame, tz: ZoneInfo) -> dict[str, float]:
+    """Share of all past sessions that started in each local hour (sums to 1): a scale people read."""
+    if len(history) == 0:
+        return {}
+    counts = _start_counts(history, tz)
+    return {str(h): round(float(v), 6) for h, v in (counts / counts.sum()).items()}
 
 
 def mood_trajectory(history: pd.DataFrame, now: pd.Timestamp, tz: ZoneInfo) -> list[dict]:
@@ -119,7 +139,7 @@ def next_prediction(predictions: dict | None, clusters: dict | None, recommended
         return {
             "available": False, "mood_cluster_id": None, "mood_label": None, "confidence": None,
             "cluster_centroid": None, "probabilities": [], "recommended_tracks": [],
-            "note": nxt.get("reason") or "no prediction yet: run full_retrain",
+            "note": prediction_note(nxt) if nxt else "No guess yet: the models are trained by the daily retrain.",
         }
     centroids = {int(c["cluster_id"]): c["centroid"] for c in (clusters or {}).get("clusters", [])}
     cid = int(nxt["mood_cluster_id"])
@@ -134,7 +154,7 @@ def next_prediction(predictions: dict | None, clusters: dict | None, recommended
             for p in nxt.get("probabilities", [])
         ],
         "recommended_tracks": recommended,
-        "note": None if nxt.get("source") == "model" else nxt.get("reason"),
+        "note": prediction_note(nxt),
     }
 
 
@@ -164,14 +184,18 @@ def comparison(evaluation: dict | None) -> dict | None:
     }
 
 
-def model_info(evaluation: dict | None, in_use: dict | None, tz: ZoneInfo) -> dict:
+def model_info(kind: str, evaluation: dict | None, in_use: dict | None, serving: str | None, tz: ZoneInfo) -> dict:
+    """The model in use, and in plain words what it does and who makes the guesses (`note` = `summary`)."""
     decision = (evaluation or {}).get("decision") or {}
+    plain = explain(kind, evaluation, in_use, serving)
     return {
         "available": bool(in_use),
         "version": (in_use or {}).get("version"),
         "trained_at": _iso((in_use or {}).get("trained_at"), tz),
         "promoted": decision.get("promoted"),
-        "note": decision.get("summary") or (evaluation or {}).get("skipped_reason"),
+        "note": plain["summary"],
+        **plain,
+        "details": details(evaluation),
     }
 
 
@@ -179,21 +203,66 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)
 
 
+DRIFT_LABELS = {
+    "session_duration_mean": "Average session length (minutes)",
+    "session_duration_std": "Spread of session lengths (minutes)",
+    "sessions_per_day": "Sessions per day",
+    "tracks_per_day": "Songs per day",
+    "start_hour_entropy": "How spread out your start times are",
+    "session_start_rate": "Share of hours with a session start",
+    "share_of_days_with_session": "Share of days with a session",
+}
+DRIFT_SHARES = {"session_start_rate", "share_of_days_with_session"}  # shown as percentages
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def drift_summary(drift: dict | None, tz: ZoneInfo) -> dict:
+    """Flagged changes with a name for people, the values compared and the windows they come from."""
     if not drift:
-        return {"available": False, "generated_at": None, "flags": [], "report": None}
-    rows = list(drift.get("metrics", [])) + list(drift.get("per_hour_start_frequency", []))
+        return {"available": False, "generated_at": None, "flags": [], "report": None, "windows": None}
     flags = [
-        {"metric": r["metric"], "change": r.get("change"), "detail": f"{_short(r.get('reference'))} → {_short(r.get('current'))}"}
-        for r in rows
+        {"metric": r["metric"], "change": r.get("change"), "detail": f"{_short(r.get('reference'))} → {_short(r.get('current'))}",
+         "label": DRIFT_LABELS.get(r["metric"], r["metric"].replace("_", " ").capitalize()), "percent": r["metric"] in DRIFT_SHARES,
+         "reference": _number(r.get("reference")), "current": _number(r.get("current"))}
+        for r in drift.get("metrics", [])
         if r.get("flagged")
     ]
     flags += [
-        {"metric": f"{r['feature']}_distribution", "change": None, "detail": f"PSI {_short(r.get('psi'))}"}
+        {"metric": r["metric"], "change": r.get("change"), "detail": f"{_short(r.get('reference'))} → {_short(r.get('current'))}",
+         "label": "Session starts in this hour (per day)", "hour": int(r["hour"]),
+         "reference": _number(r.get("reference")), "current": _number(r.get("current"))}
+        for r in drift.get("per_hour_start_frequency", [])
+        if r.get("flagged")
+    ]
+    flags += [
+        {"metric": f"{r['feature']}_distribution", "change": None, "detail": f"PSI {_short(r.get('psi'))}",
+         "label": f"The {r['feature'].replace('_', ' ')} of your songs", "reference": _number(r.get("reference_mean")),
+         "current": _number(r.get("current_mean"))}
         for r in drift.get("feature_psi", [])
         if r.get("flagged")
     ]
-    return {"available": True, "generated_at": _iso(drift.get("generated_at"), tz), "flags": flags, "report": drift}
+    windows = drift.get("windows") or {}
+    days = {k: (windows.get(k) or {}).get("days") for k in ("current", "reference")}
+    return {
+        "available": True,
+        "generated_at": _iso(drift.get("generated_at"), tz),
+        "windows": {f"{k}_days": v for k, v in days.items()} if all(isinstance(v, int) for v in days.values()) else None,
+        "flags": flags,
+        "report": drift,
+    }
+
+
+def next_runs(generated: pd.Timestamp, scheduled: frozenset, tz: ZoneInfo) -> dict:
+    """When the next `update` and `full_retrain` start, for the jobs Dagster's daemon is there to start."""
+    retrain = generated.floor("D") + RETRAIN_AT
+    runs = {
+        "update": generated.floor(UPDATE_EVERY) + UPDATE_EVERY,
+        "full_retrain": retrain if retrain > generated else retrain + pd.Timedelta(days=1),
+    }
+    return {job: (_iso(at, tz) if job in scheduled else None) for job, at in runs.items()}
 
 
 def gaps(recorded: list[dict], history: pd.DataFrame, tz: ZoneInfo) -> list[dict]:
@@ -221,6 +290,8 @@ def build_dashboard(inputs: Inputs) -> dict:
     last_ingestion = inputs.last_ingestion
     stale = last_ingestion is None or (generated - pd.Timestamp(last_ingestion)) > pd.Timedelta(hours=STALE_AFTER_HOURS)
     entries = list(inputs.metrics_history or [])
+    listening = prepare(history, now, tz, inputs.listened)
+    sources = {k: (((inputs.predictions or {}).get(key) or {}).get("source")) for k, key in (("mood", "next_mood"), ("session", "session_start"))}
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": _iso(generated, tz),
@@ -231,14 +302,15 @@ def build_dashboard(inputs: Inputs) -> dict:
         "session_probs": probs,
         "top_hours": top,
         "session_actual": session_actual(history, tz),
+        "session_start_share": session_start_share(history, tz),
         "mood_clusters": mood_clusters(history, inputs.clusters),
         "mood_trajectory": mood_trajectory(history, now, tz),
         "recently_played": recently_played(history, labels, tz),
         "metrics": {"latest": entries[-1] if entries else None, "history": entries[-11:-1]},
         "baselines": {"mood": comparison(inputs.mood_evaluation), "session": comparison(inputs.session_evaluation)},
         "models": {
-            "mood": model_info(inputs.mood_evaluation, inputs.models.get("mood"), tz),
-            "session": model_info(inputs.session_evaluation, inputs.models.get("session"), tz),
+            "mood": model_info("mood", inputs.mood_evaluation, inputs.models.get("mood"), sources["mood"], tz),
+            "session": model_info("session", inputs.session_evaluation, inputs.models.get("session"), sources["session"], tz),
         },
         "freshness": {
             "last_play": _iso(history["played_at"].max(), tz) if len(history) else None,
@@ -247,10 +319,13 @@ def build_dashboard(inputs: Inputs) -> dict:
             "unavailable_features": int(inputs.unavailable_features),
             "stale": bool(stale),
             "stale_after_hours": STALE_AFTER_HOURS,
+            "next_runs": next_runs(generated, inputs.scheduled, tz),
         },
         "gaps": gaps(inputs.gaps, history, tz),
         "drift": drift_summary(inputs.drift, tz),
         "live_quality": live_quality(inputs.prediction_scores),
+        "stats": listening_stats(listening, labels),
+        "recap": {"years": yearly_recap(listening, labels)},
     }
 
 

@@ -1,11 +1,23 @@
-"""The static dashboard page: one self-contained HTML file (CSS, JavaScript and data inlined)."""
+"""The static dashboard pages: self-contained HTML files (CSS, JavaScript and data inlined)."""
 
 import json
 from importlib import resources
 
+#: what the shareable recap page embeds: the recap and what it needs to be read, nothing else
+RECAP_KEYS = ["schema_version", "generated_at", "as_of", "timezone", "is_demo", "recap"]
+
 
 def _asset(name: str) -> str:
     return resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8")
+
+
+def _inline(template: str, data: dict) -> str:
+    embedded = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    embedded = embedded.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    html = _asset(template)
+    for marker, content in (("/*CSS*/", _asset("dashboard.css")), ("/*JS*/", _asset("dashboard.js")), ("/*DATA*/", embedded)):
+        html = html.replace(marker, content, 1)
+    return html
 
 
 def render_page(data: dict) -> str:
@@ -14,9 +26,10 @@ def render_page(data: dict) -> str:
     The page first fetches dashboard_data.json beside it (fresher when only the JSON is deployed)
     and falls back to the embedded copy, so it also works opened from disk, offline.
     """
-    embedded = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    embedded = embedded.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    html = _asset("index.html")
-    for marker, content in (("/*CSS*/", _asset("dashboard.css")), ("/*JS*/", _asset("dashboard.js")), ("/*DATA*/", embedded)):
-        html = html.replace(marker, content, 1)
-    return html
+    return _inline("index.html", data)
+
+
+def render_recap_page(data: dict) -> str:
+    """recap.html: the yearly recap alone, to share. It embeds only the recap (no recently played,
+    no predictions) and no images, and never fetches anything."""
+    return _inline("recap.html", {key: data[key] for key in RECAP_KEYS if key in data})
