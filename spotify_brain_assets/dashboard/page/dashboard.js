@@ -69,8 +69,12 @@ function ago(iso, now) {
   return `${Math.round(minutes / 1440)} days ago`;
 }
 
+function put(container, ...children) {
+  container.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function empty(container, message) {
-  container.replaceChildren(el("p", { class: "muted empty", text: message }));
+  put(container, el("p", { class: "muted empty", text: message }));
 }
 
 function moodName(label, attrs = {}) {
@@ -104,7 +108,8 @@ function setupTooltip() {
     tip.style.left = `${Math.max(4, Math.min(x + 12, window.innerWidth - w - 4))}px`;
     tip.style.top = `${y + 16 + h > window.innerHeight ? Math.max(4, y - h - 10) : y + 16}px`;
   };
-  const show = (target, x, y) => { tip.textContent = target.getAttribute("data-tip"); tip.hidden = false; place(x, y); };
+  let byTouch = false;
+  const show = (target, x, y, touch = false) => { tip.textContent = target.getAttribute("data-tip"); tip.hidden = false; byTouch = touch; place(x, y); };
   const targetOf = (e) => e.target.closest && e.target.closest("[data-tip]");
   // a mouse shows the tooltip of whatever it is over; a finger shows it on tap and hides it on a tap elsewhere
   for (const type of ["pointerover", "pointermove"]) {
@@ -118,9 +123,10 @@ function setupTooltip() {
   document.addEventListener("pointerdown", (e) => {
     if (e.pointerType !== "touch") return;
     const target = targetOf(e);
-    if (target) show(target, e.clientX, e.clientY); else tip.hidden = true;
+    if (target) show(target, e.clientX, e.clientY, true); else tip.hidden = true;
   });
-  window.addEventListener("scroll", () => { tip.hidden = true; }, { passive: true });
+  // a tapped tooltip would float over other content once the page scrolls; a mouse's follows the mouse
+  window.addEventListener("scroll", () => { if (byTouch) tip.hidden = true; }, { passive: true });
 }
 
 // --- charts ---------------------------------------------------------------------------------------
@@ -266,7 +272,7 @@ function renderStats(data) {
   const since = r.start ? `${at(r.start, F.date)} – ${at(r.end, F.date)}` : "";
   const clockBox = el("div", { class: "chart clock" });
   const calendarBox = el("div", { class: "chart" });
-  body.replaceChildren(
+  put(body, 
     el("p", { class: "muted small", id: "range-dates", text: since }),
     tiles([["listening time", duration(r.minutes), `Listening time ${estimated}.`], ["plays", count.format(r.plays)],
       ["tracks", count.format(r.tracks)], ["artists", count.format(r.artists)]]),
@@ -325,7 +331,7 @@ function renderRecap(data) {
   const s = y.longest_session, busy = y.busiest_day;
   const chartBox = el("div", { class: "chart" });
   const mood = y.mood_of_year;
-  body.replaceChildren(
+  put(body, 
     el("p", { class: "big", id: "recap-title", text: `${period}${from}: ${duration(y.minutes)} of music` }),
     tiles([["listening time", duration(y.minutes)], ["plays", count.format(y.plays)], ["artists", count.format(y.artists)],
       ["new artists", y.first_year ? "–" : count.format(y.new_artists.count), y.first_year ? "Your first year here: every artist is new." : null]]),
@@ -350,7 +356,9 @@ function renderRecap(data) {
     document.body.classList.contains("recap-only") ? null
       : el("p", { class: "small" }, el("a", { href: "recap.html", id: "share-recap", text: "Open the recap on its own page to share" }),
         el("span", { class: "muted", text: " (no artwork, nothing but the recap)" })));
-  chartBox.append(monthBars(widthOf(chartBox, 300), y));
+  chartBox.append(monthBars(widthOf(chartBox, 300), y),
+    el("ul", { class: "mood-legend" }, ...y.top_moods.map((m) => el("li", {}, el("span", { class: "swatch", style: `background:${colour(m.mood_cluster_id)}` }),
+      moodName(m.mood_label), el("span", { class: "muted", text: pct(m.plays / y.plays) })))));
 }
 
 function renderNextMood(data) {
@@ -365,7 +373,7 @@ function renderNextMood(data) {
       el("div", { class: "bar" }, el("span", { style: `width:${Math.max(0, Math.min(1, x.probability)) * 100}%;background:${colour(x.mood_cluster_id)}` })),
       el("span", { class: "value", text: pct(x.probability) })));
   }
-  body.replaceChildren(
+  put(body, 
     el("div", { class: "big" }, moodName(p.mood_label, { id: "next-mood-label" })),
     el("p", { class: "muted", text: `${pct(p.confidence)} chance, the most likely of ${probs.length} moods` }),
     p.note ? el("p", { class: "muted note", text: p.note }) : null,
@@ -397,7 +405,7 @@ function renderSessionHours(data) {
       hourBars(W, hours.map((h) => share[String(h)] ?? 0), { label: "share of past sessions per starting hour", cls: "share-bar", fill: "#f2c14e", height: 130,
         yFormat: (v) => pct(v), yTitle: "of sessions", tip: (h, v) => `${pct(v, 1)} of your sessions started between ${hourMinute(h)} and ${hourMinute((h + 1) % 24)}` }));
   }
-  body.replaceChildren(...parts);
+  put(body, ...parts);
 }
 
 function renderMoodMap(data) {
@@ -436,14 +444,14 @@ function renderMoodMap(data) {
     sizes.append(el("svg:text", { x: cx + r, y: rMax + 7, "text-anchor": "middle", text: pct(share) }));
     cx += 2 * r + 10;
   }
-  body.replaceChildren(svg, el("div", { class: "legend size-legend" }, el("span", { class: "muted", text: "Circle area: share of your plays" }), sizes), legend);
+  put(body, svg, el("div", { class: "legend size-legend" }, el("span", { class: "muted", text: "Circle area: share of your plays" }), sizes), legend);
 }
 
 function renderTrajectory(data) {
   const body = document.querySelector("#trajectory .body");
   const points = data.mood_trajectory || [];
   if (!points.length) return empty(body, "No plays in the last 24 hours.");
-  const W = widthOf(body), H = 240, m = { l: 58, r: 10, t: 8, b: 34 };
+  const W = widthOf(body), H = W < 420 ? 220 : 300, m = { l: 58, r: 10, t: 8, b: 34 };
   const end = new Date(data.as_of || data.generated_at).getTime(), start = end - 24 * 3600 * 1000;
   const x = (t) => m.l + ((new Date(t).getTime() - start) / (end - start)) * (W - m.l - m.r);
   const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", "aria-label": "valence and energy over the last 24 hours" });
@@ -469,7 +477,7 @@ function renderTrajectory(data) {
         "data-tip": `${at(p.time, F.time)}–${F.time.format(new Date(p.time).getTime() + BIN)}: valence ${p.valence.toFixed(2)}, energy ${p.energy.toFixed(2)} (${plays(p.plays)})` }));
     }
   }
-  body.replaceChildren(svg, el("div", { class: "legend" },
+  put(body, svg, el("div", { class: "legend" },
     el("span", {}, el("i", { style: "background:#f2c14e" }), "valence (sad → happy)"), el("span", {}, el("i", { style: "background:#4ea8f2" }), "energy (calm → energetic)"),
     el("span", { class: "muted", text: "Gaps in the lines: no listening." })));
 }
@@ -484,7 +492,7 @@ function renderRecent(data) {
       el("div", { text: t.track_name }), el("div", { class: "muted", text: t.artist_name }),
       el("div", { class: "muted small" }, `${at(t.played_at)} · `, t.mood_label ? moodName(t.mood_label) : "no mood yet"))));
   }
-  body.replaceChildren(list);
+  put(body, list);
 }
 
 function technical(details) {
@@ -529,7 +537,7 @@ function renderModels(data) {
   const live = liveQuality(data.live_quality);
   if (live) parts.push(live);
   if (!parts.length) return empty(body, "No models yet: they are trained by the daily retrain.");
-  body.replaceChildren(...parts);
+  put(body, ...parts);
 }
 
 function renderDrift(data) {
@@ -538,7 +546,7 @@ function renderDrift(data) {
   if (!drift || !drift.available) return empty(body, "No comparison yet: it needs a few weeks of listening.");
   const w = drift.windows;
   const compared = w ? `The last ${w.current_days} days compared with the ${w.reference_days} days before.` : "Recent listening compared with the weeks before.";
-  if (!drift.flags.length) return body.replaceChildren(el("p", { class: "muted small", text: compared }), el("p", { class: "ok", text: "No big changes." }));
+  if (!drift.flags.length) return put(body, el("p", { class: "muted small", text: compared }), el("p", { class: "ok", text: "No big changes." }));
   const list = el("ul", { class: "drift-list" });
   for (const f of drift.flags) {
     const name = f.label ? (f.hour !== undefined && f.hour !== null ? `Session starts at ${hourMinute(f.hour)} (per day)` : f.label) : f.metric.replaceAll("_", " ");
@@ -547,7 +555,7 @@ function renderDrift(data) {
     const change = f.change === null || f.change === undefined ? "" : ` (${signed(f.change)})`;
     list.append(el("li", { class: "flag drift-flag" }, el("span", { text: name }), el("span", { class: "muted", text: `: ${values}${change}` })));
   }
-  body.replaceChildren(el("p", { class: "muted small", text: `${compared} Changes of more than 20% are listed.` }), list);
+  put(body, el("p", { class: "muted small", text: `${compared} Changes of more than 20% are listed.` }), list);
 }
 
 function gapsNotice(gaps) {
@@ -569,7 +577,7 @@ function renderFreshness(data, now) {
     ["Plays waiting for audio features", count.format(f.pending_features)],
     ["Plays without audio features", count.format(f.unavailable_features)],
   ];
-  body.replaceChildren(...[el("dl", { class: "rows" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])), gapsNotice(data.gaps)].filter(Boolean));
+  put(body, el("dl", { class: "rows" }, ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])), gapsNotice(data.gaps));
 }
 
 // --- the page -------------------------------------------------------------------------------------
@@ -577,6 +585,7 @@ function renderFreshness(data, now) {
 function render(data) {
   const started = performance.now();
   state.data = data;
+  drawnWidth = window.innerWidth;
   setFormats(data.timezone || "UTC");
   MOOD_LABELS = new Map((data.mood_clusters || []).map((c) => [c.cluster_id, c.label]));
   const now = new Date();
@@ -597,10 +606,15 @@ function fail(message) {
   document.body.dataset.rendered = "error";
 }
 
-let resizeTimer = null;
+// charts are drawn to the width they have: redraw when it changes (not the height: a phone's address bar)
+let resizeTimer = null, drawnWidth = 0;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => { if (state.data) render(state.data); }, 150);
+  resizeTimer = setTimeout(() => {
+    if (!state.data || window.innerWidth === drawnWidth) return;
+    drawnWidth = window.innerWidth;
+    render(state.data);
+  }, 150);
 });
 
 async function load() {
