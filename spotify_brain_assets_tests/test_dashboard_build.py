@@ -15,6 +15,8 @@ from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, conform
 
 from .test_sessions import plays_at
 
+pytestmark = pytest.mark.fast
+
 NOW = pd.Timestamp("2026-11-26T12:00:00Z")
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from spotify_brain_assets.dashboard.plain import details, explain, prediction_note
 
+pytestmark = pytest.mark.fast
+
 
 def evaluation(promoted, candidate, baselines, metric="log_loss", higher=False, in_use_value=None, best=None):
     best = best or min(baselines, key=lambda b: baselines[b][metric] * (-1 if higher else 1))

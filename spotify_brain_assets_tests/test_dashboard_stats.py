@@ -12,6 +12,8 @@ from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, conform
 
 UTC = ZoneInfo("UTC")
 
+pytestmark = pytest.mark.fast
+
 
 def history(rows):
     """rows: (played_at, track_id, artist_name, length in minutes or None, mood, session)."""
