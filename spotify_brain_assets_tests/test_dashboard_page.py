@@ -217,11 +217,14 @@ def test_stale_data_shows_a_banner_and_broken_artwork_degrades(demo_data, tmp_pa
     data["freshness"]["stale"] = True
     data["freshness"]["last_ingestion"] = "2026-11-26T01:00:00+00:00"
     data["recently_played"][0]["image_url"] = "http://127.0.0.1:9/missing.png"  # nothing listens there
-    data["gaps"] = [{"start": "2026-11-20T08:00:00+00:00", "end": "2026-11-21T10:00:00+00:00"}]
+    data["gaps"] = [{"from": "2026-11-20T08:00:00+00:00", "to": "2026-11-21T10:00:00+00:00", "estimated_plays": 40,
+                     "plays_in_history": 0, "detected_at": "2026-11-21T10:00:00+00:00"}]
+    jsonschema.validate(data, schema())
     with serve(write_export(tmp_path / "export", data)) as url, chromium() as driver:
         assert open_rendered(driver, f"{url}/index.html") == "true"
         assert "Stale data" in texts(driver, "#stale-banner")[0]
-        assert "plays may be missing" in texts(driver, "#gaps-notice")[0]
+        notice = texts(driver, "#gaps-notice")[0]
+        assert "plays may be missing" in notice and "about 40 plays missing" in notice
         driver.execute_script("document.getElementById('recent').scrollIntoView()")  # artwork loads lazily
         driver.implicitly_wait(5)
         placeholder = driver.find_elements("css selector", "#recent li.track .cover.placeholder")

@@ -55,7 +55,7 @@ def yearly_recap(listening: Listening, labels: dict[int, str], top: int = TOP) -
     p = listening.plays
     if len(p) == 0:
         return []
-    summaries = summarize(listening, p, listening.credits, "year", top, labels)
+    summaries = summarize(listening, p, listening.credits, "year", top, labels, n_moods=0)  # every mood: the months show them all
 
     days = p.groupby(["year", "date"]).agg(plays=("track", "size"), minutes=("minutes", "sum")).reset_index()
     busiest = days.sort_values(["minutes", "plays"], ascending=False, kind="stable").groupby("year").head(1)

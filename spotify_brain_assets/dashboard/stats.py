@@ -74,7 +74,7 @@ class Listening:
     up for the few rows shown), so years of plays group fast."""
 
     plays: pd.DataFrame  # played_at, date, hour, year, month, minutes, estimated, track, mood, session_id
-    credits: pd.DataFrame  # one row per credited artist of a play: play (row of `plays`), artist, minutes, date, year
+    credits: pd.DataFrame  # one row per credited artist of a play: play (row of `plays`), artist, minutes, year
     tracks: pd.DataFrame  # by track code: track_id, track_name, artist_name, image_url (the newest artwork)
     artists: pd.DataFrame  # by artist code: artist_name, image_url (the newest artwork of their plays)
     now: pd.Timestamp  # in the listener's timezone
@@ -112,7 +112,7 @@ def prepare(history: pd.DataFrame, now: pd.Timestamp, tz: ZoneInfo, listened: pd
         }
     )
     # strings are handled once per distinct value, never per play and range
-    image, images = pd.factorize(past["image_url"].fillna("").replace("", pd.NA), use_na_sentinel=True)
+    image, images = pd.factorize(past["image_url"].replace("", pd.NA))  # -1: no artwork
     newest_play = pd.Series(np.arange(len(past))).groupby(track).last().to_numpy()
     tracks = past[["track_name", "artist_name"]].iloc[newest_play].reset_index(drop=True).astype("string")
     tracks.insert(0, "track_id", pd.Series(track_ids, dtype="string"))
@@ -124,7 +124,7 @@ def prepare(history: pd.DataFrame, now: pd.Timestamp, tz: ZoneInfo, listened: pd
     mapping = pd.DataFrame({"string": split.index.to_numpy(), "artist": artist})
     credits = pd.DataFrame({"play": np.arange(len(plays)), "string": string}).merge(mapping, on="string")
     credits = credits.drop(columns="string").sort_values("play", kind="stable").reset_index(drop=True)
-    credits = credits.join(plays[["minutes", "date", "year"]], on="play")
+    credits = credits.join(plays[["minutes", "year"]], on="play")
     artists = pd.DataFrame({"artist_name": pd.Series(names, dtype="string")})
     artists["image_url"] = _newest_art(credits["artist"].to_numpy(), image[credits["play"].to_numpy()], images, len(artists))
     return Listening(plays, credits, tracks, artists, now)
@@ -155,9 +155,11 @@ def _plain(value):
     return value
 
 
-def summarize(listening: Listening, plays: pd.DataFrame, credits: pd.DataFrame, group: str, n: int, labels: dict[int, str]) -> dict:
-    """Per value of `group` (a column of `plays` and `credits`): totals, top artists, tracks and
-    moods, and plays per local hour."""
+def summarize(
+    listening: Listening, plays: pd.DataFrame, credits: pd.DataFrame, group: str, n: int, labels: dict[int, str], n_moods: int | None = None
+) -> dict:
+    """Per value of `group` (a column of `plays` and `credits`): totals, the top `n` artists and
+    tracks, the top `n_moods` moods (default `n`; 0 for all), and plays per local hour."""
     if len(plays) == 0:
         return {}
     totals = plays.groupby(group).agg(
@@ -175,7 +177,7 @@ def summarize(listening: Listening, plays: pd.DataFrame, credits: pd.DataFrame, 
         "plays": "plays", "minutes": "minutes", "image_url": "image_url"})
     top_artists = _records(ranked(artists, group, n, "artist").join(listening.artists, on="artist"), group, {
         "artist_name": "artist_name", "plays": "plays", "minutes": "minutes", "image_url": "image_url"})
-    moods = ranked(moods, group, n, "mood")
+    moods = ranked(moods, group, (n if n_moods is None else n_moods) or len(moods), "mood")
     moods["label"] = [labels.get(m, f"Mood {m}") for m in moods["mood"]]  # the few rows shown
     top_moods = _records(moods, group, {"mood": "mood_cluster_id", "label": "mood_label", "plays": "plays", "minutes": "minutes"})
     return {

@@ -559,10 +559,16 @@ function renderDrift(data) {
 }
 
 function gapsNotice(gaps) {
+  // spans whose plays fell out of Spotify's list of your last 50 before a run could fetch them
   if (!Array.isArray(gaps) || !gaps.length) return null;
-  const spans = gaps.slice(0, 3).map((g) => (g && g.start && g.end ? `${at(g.start)} – ${at(g.end)}` : null)).filter(Boolean);
-  return el("p", { class: "flag small", id: "gaps-notice",
-    text: `${gaps.length} ${gaps.length === 1 ? "time" : "times"} Spotify's list of recent plays ran past what was stored, so plays may be missing${spans.length ? `: ${spans.join("; ")}` : ""}.` });
+  const items = gaps.map((g) => {
+    const held = g.plays_in_history ? `; ${count.format(g.plays_in_history)} of them are in your history now` : "";
+    return el("li", { class: "gap", text: `${at(g.from)} – ${at(g.to)}: about ${plays(g.estimated_plays)} missing${held}` });
+  });
+  return el("div", { id: "gaps-notice", class: "flag small" },
+    el("p", { text: "Some plays may be missing: Spotify only remembers your last 50, and more than that went by between two updates." }),
+    el("ul", {}, ...items),
+    el("p", { class: "muted", text: "Importing your Spotify data export fills these gaps." }));
 }
 
 function renderFreshness(data, now) {
