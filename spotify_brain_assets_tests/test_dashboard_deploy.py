@@ -248,5 +248,5 @@ def test_the_published_dashboard_names_no_path_of_the_machine(instance, data_roo
     assert [s for s in string_values(data) if absolute.search(s)] == []
     # still says why, by file name
     why = {"absent": "mood_classifier.pkl does not exist yet", "refused": "mood_classifier.pkl has no mood_classifier.pkl.sha256.json"}
-    assert why[model] in data["next_prediction"]["note"]
+    assert why[model] in data["next_prediction"]["reason"]  # the technical reason; `note` says it in plain words
     assert materializations(result)["dashboard"]["local_paths_removed"] == 0  # path-free at the source

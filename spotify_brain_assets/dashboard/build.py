@@ -140,6 +140,7 @@ def next_prediction(predictions: dict | None, clusters: dict | None, recommended
             "available": False, "mood_cluster_id": None, "mood_label": None, "confidence": None,
             "cluster_centroid": None, "probabilities": [], "recommended_tracks": [],
             "note": prediction_note(nxt) if nxt else "No guess yet: the models are trained by the daily retrain.",
+            "reason": nxt.get("reason"),
         }
     centroids = {int(c["cluster_id"]): c["centroid"] for c in (clusters or {}).get("clusters", [])}
     cid = int(nxt["mood_cluster_id"])
@@ -155,6 +156,7 @@ def next_prediction(predictions: dict | None, clusters: dict | None, recommended
         ],
         "recommended_tracks": recommended,
         "note": prediction_note(nxt),
+        "reason": nxt.get("reason"),
     }
 
 

@@ -53,11 +53,8 @@ def play_minutes(history: pd.DataFrame, listened: pd.DataFrame | None = None, ca
     length = pd.to_numeric(length).astype("float64").to_numpy()
     ms = np.where(np.isnan(length), np.nan, np.fmin(length, gap))  # fmin: a missing gap keeps the length
     if listened is not None and len(listened):
-        measured = history[["track_id", "played_at"]].merge(
-            listened[["track_id", "played_at", "ms_played"]].drop_duplicates(["track_id", "played_at"]),
-            on=["track_id", "played_at"],
-            how="left",
-        )["ms_played"]
+        export = listened[["track_id", "played_at", "ms_played"]].drop_duplicates(["track_id", "played_at"])
+        measured = history[["track_id", "played_at"]].merge(export, on=["track_id", "played_at"], how="left")["ms_played"]
         ms = np.where(measured.notna().to_numpy(), pd.to_numeric(measured).astype("float64").to_numpy(), ms)
     estimated = np.isnan(ms)
     within = estimated & (gap <= cap / pd.Timedelta(milliseconds=1))

@@ -45,7 +45,6 @@ function setFormats(tz) {
   F.minute = new Intl.DateTimeFormat("en-US", { minute: "numeric", timeZone: make({}).resolvedOptions().timeZone });
   F.dayTime = make({ month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
   F.date = make({ year: "numeric", month: "short", day: "numeric" });
-  F.shortDate = make({ month: "short", day: "numeric" });
   // wall-clock values that are not instants (an hour of the day, a calendar day) are formatted in UTC
   F.hour = make({ hour: "numeric" }, "UTC");
   F.hourMinute = make({ hour: "numeric", minute: "2-digit" }, "UTC");
@@ -231,16 +230,18 @@ function renderBanners(data, now) {
   }
 }
 
-function topList(items, { name, sub, id, withCover = true }) {
+function topList(items, nameKey, subKey = null, withCover = true) {
+  if (!items.length) return el("p", { class: "muted empty", text: "Nothing in this period." });
   const list = el("ol", { class: "top-list" });
   items.forEach((item, i) => {
     list.append(el("li", {},
       el("span", { class: "rank", text: String(i + 1) }),
-      withCover ? cover(item, id(item)) : null,
-      el("div", { class: "meta" }, name(item), sub ? el("div", { class: "muted small", text: sub(item) }) : null,
+      withCover ? cover(item, i) : null,
+      el("div", { class: "meta" }, el("div", { class: "name", text: item[nameKey] }),
+        subKey ? el("div", { class: "muted small", text: item[subKey] }) : null,
         el("div", { class: "figure", text: `${plays(item.plays)} · ${duration(item.minutes)}` }))));
   });
-  return items.length ? list : el("p", { class: "muted empty", text: "Nothing in this period." });
+  return list;
 }
 
 function moodList(moods, total) {
@@ -277,8 +278,8 @@ function renderStats(data) {
     tiles([["listening time", duration(r.minutes), `Listening time ${estimated}.`], ["plays", count.format(r.plays)],
       ["tracks", count.format(r.tracks)], ["artists", count.format(r.artists)]]),
     el("div", { class: "columns" },
-      el("div", {}, el("h3", { text: "Top artists" }), topList(r.top_artists, { name: (a) => el("div", { class: "name", text: a.artist_name }), id: () => 1 })),
-      el("div", {}, el("h3", { text: "Top tracks" }), topList(r.top_tracks, { name: (t) => el("div", { class: "name", text: t.track_name }), sub: (t) => t.artist_name, id: () => 2 })),
+      el("div", {}, el("h3", { text: "Top artists" }), topList(r.top_artists, "artist_name")),
+      el("div", {}, el("h3", { text: "Top tracks" }), topList(r.top_tracks, "track_name", "artist_name")),
       el("div", {}, el("h3", { text: "Top moods" }), moodList(r.top_moods, r.plays))),
     el("div", { class: "columns two" },
       el("div", {}, el("h3", { text: "Listening clock" }), clockBox),
@@ -336,8 +337,8 @@ function renderRecap(data) {
     tiles([["listening time", duration(y.minutes)], ["plays", count.format(y.plays)], ["artists", count.format(y.artists)],
       ["new artists", y.first_year ? "–" : count.format(y.new_artists.count), y.first_year ? "Your first year here: every artist is new." : null]]),
     el("div", { class: "columns" },
-      el("div", {}, el("h3", { text: "Top artists" }), topList(y.top_artists, { name: (a) => el("div", { class: "name", text: a.artist_name }), id: () => 1, withCover: false })),
-      el("div", {}, el("h3", { text: "Top tracks" }), topList(y.top_tracks, { name: (t) => el("div", { class: "name", text: t.track_name }), sub: (t) => t.artist_name, id: () => 2, withCover: false })),
+      el("div", {}, el("h3", { text: "Top artists" }), topList(y.top_artists, "artist_name", null, false)),
+      el("div", {}, el("h3", { text: "Top tracks" }), topList(y.top_tracks, "track_name", "artist_name", false)),
       el("div", {}, el("h3", { text: "Mood of the year" }),
         mood ? el("p", {}, el("span", { class: "swatch", style: `background:${colour(mood.mood_cluster_id)}` }), " ", moodName(mood.mood_label, { id: "mood-of-year" }),
           el("span", { class: "muted", text: ` · ${pct(mood.share)} of the plays` })) : el("p", { class: "muted", text: "No moods yet." }),
@@ -364,7 +365,8 @@ function renderRecap(data) {
 function renderNextMood(data) {
   const body = document.querySelector("#next-mood .body");
   const p = data.next_prediction;
-  if (!p || !p.available) return empty(body, (p && p.note) || "No guess yet.");
+  const why = p && p.reason ? el("details", { class: "technical" }, el("summary", { text: "Technical reason" }), el("p", { class: "muted small", text: p.reason })) : null;
+  if (!p || !p.available) return put(body, el("p", { class: "muted empty", text: (p && p.note) || "No guess yet." }), why);
   const probs = [...p.probabilities].sort((a, b) => b.probability - a.probability);
   const rows = el("div", { class: "bars" });
   for (const x of probs) {
@@ -377,6 +379,7 @@ function renderNextMood(data) {
     el("div", { class: "big" }, moodName(p.mood_label, { id: "next-mood-label" })),
     el("p", { class: "muted", text: `${pct(p.confidence)} chance, the most likely of ${probs.length} moods` }),
     p.note ? el("p", { class: "muted note", text: p.note }) : null,
+    why,
     rows);
   if (p.recommended_tracks && p.recommended_tracks.length) {
     const list = el("ul", { class: "muted" });
