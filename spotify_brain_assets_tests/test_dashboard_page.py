@@ -116,6 +116,8 @@ def test_the_demo_dashboard_renders_everything_it_holds(demo_export, demo_data):
         WebDriverWait(driver, 5).until(lambda d: d.execute_script(loaded) == 25)
         for kind in ("mood", "session"):
             assert texts(driver, f"#model-{kind} .summary") == [data["models"][kind]["summary"]]
+        live = [b["summary"] for b in (data["live_quality"]["next_mood"], data["live_quality"]["session_start"]) if b]
+        assert texts(driver, "#live-quality li") == live
         # the technical figures wait behind a toggle
         assert not driver.find_element("css selector", "#model-mood details table").is_displayed()
         driver.find_element("css selector", "#model-mood details summary").click()
@@ -217,12 +219,16 @@ def test_stale_data_shows_a_banner_and_broken_artwork_degrades(demo_data, tmp_pa
     data["freshness"]["stale"] = True
     data["freshness"]["last_ingestion"] = "2026-11-26T01:00:00+00:00"
     data["recently_played"][0]["image_url"] = "http://127.0.0.1:9/missing.png"  # nothing listens there
+    data["live_quality"] = {"window": "30d", "session_start": None, "next_mood": {
+        "metric": "log_loss", "model": 0.5, "best_baseline": "markov", "baseline": 0.6, "n_scored": 40, "beats_baseline": True,
+        "summary": "Over the last 30 days, the next-mood guesses shown here did better than the simple rule."}}
     data["gaps"] = [{"from": "2026-11-20T08:00:00+00:00", "to": "2026-11-21T10:00:00+00:00", "estimated_plays": 40,
                      "plays_in_history": 0, "detected_at": "2026-11-21T10:00:00+00:00"}]
     jsonschema.validate(data, schema())
     with serve(write_export(tmp_path / "export", data)) as url, chromium() as driver:
         assert open_rendered(driver, f"{url}/index.html") == "true"
         assert "Stale data" in texts(driver, "#stale-banner")[0]
+        assert texts(driver, "#live-quality li") == [data["live_quality"]["next_mood"]["summary"]]
         notice = texts(driver, "#gaps-notice")[0]
         assert "plays may be missing" in notice and "about 40 plays missing" in notice
         driver.execute_script("document.getElementById('recent').scrollIntoView()")  # artwork loads lazily

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from spotify_brain_assets.dashboard.plain import details, explain, prediction_note
+from spotify_brain_assets.dashboard.plain import details, explain, explain_live, prediction_note
 
 pytestmark = pytest.mark.fast
 
@@ -43,7 +43,7 @@ def test_a_model_that_lost_to_the_rule_says_the_rule_makes_the_guesses():
     assert out["serving"] == "rule" and out["title"] == "Next-mood model"
     assert plain(out["summary"]) == (
         "The next-mood model guesses the mood of your next song, but it did not beat the simple rule "
-        "“the mood that usually follows the last one” (surprise at what you actually played: 0.36 vs 0.35, lower is better), "
+        "“the mood that usually follows the last one” (surprise at what actually happened: 0.36 vs 0.35, lower is better), "
         "so that rule makes the guesses for now."
     )  # fewer mistakes (21% vs 24%) would contradict the verdict: the deciding figure is shown instead
 
@@ -104,3 +104,18 @@ def test_the_next_mood_note_says_who_guessed_or_why_there_is_no_guess():
     assert prediction_note({"available": True, "source": "model"}) is None
     assert plain(prediction_note({"available": False, "reason": "the newest play has no mood cluster yet (run full_retrain)"})).startswith("No guess right now")
     assert prediction_note({"available": False, "reason": "history is empty"}) == "Nothing played yet, so there is no mood to continue."
+
+
+def test_live_quality_says_how_the_guesses_did_against_what_happened():
+    live = {
+        "window": "30d",
+        "next_mood": {"metric": "log_loss", "model": 0.52, "best_baseline": "markov", "baseline": 0.61, "n_scored": 340, "beats_baseline": True},
+        "session_start": {"metric": "log_loss", "model": 0.2, "best_baseline": None, "baseline": None, "n_scored": 4, "beats_baseline": None},
+    }
+    out = explain_live(live)
+    assert plain(out["next_mood"]["summary"]) == (
+        "Over the last 30 days, the next-mood guesses shown here did better than the simple rule “the mood that usually "
+        "follows the last one” on 340 songs (surprise at what actually happened: 0.52 vs 0.61, lower is better).")
+    assert plain(out["session_start"]["summary"]).endswith("4 session-start guesses were checked against what happened: too few yet to compare with the simple rules.")
+    assert out["next_mood"]["n_scored"] == 340 and out["window"] == "30d"  # the figures stay beside the sentence
+    assert explain_live({"window": "30d", "next_mood": None, "session_start": None}) == {"window": "30d", "next_mood": None, "session_start": None}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..ml.online import live_quality
 from ..plays.schema import CLUSTER_FEATURES, is_demo
-from .plain import details, explain, prediction_note
+from .plain import details, explain, explain_live, prediction_note
 from .recap import yearly_recap
 from .stats import listening_stats, prepare
 
@@ -325,7 +325,7 @@ def build_dashboard(inputs: Inputs) -> dict:
         },
         "gaps": gaps(inputs.gaps, history, tz),
         "drift": drift_summary(inputs.drift, tz),
-        "live_quality": live_quality(inputs.prediction_scores),
+        "live_quality": explain_live(live_quality(inputs.prediction_scores)),
         "stats": listening_stats(listening, labels),
         "recap": {"years": yearly_recap(listening, labels)},
     }

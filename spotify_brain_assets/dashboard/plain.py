@@ -45,7 +45,7 @@ FIGURES = {
     "mistakes": "mistakes in the next mood: {mine} vs {theirs}",
     "pr_auc": "score for picking the hours you start listening: {mine} vs {theirs} out of 1",
     "brier": "average error of its hourly chances: {mine} vs {theirs}, lower is better",
-    "log_loss": "surprise at what you actually played: {mine} vs {theirs}, lower is better",
+    "log_loss": "surprise at what actually happened: {mine} vs {theirs}, lower is better",
 }
 
 
@@ -184,3 +184,29 @@ def prediction_note(next_mood: dict | None) -> str | None:
     if source.startswith("baseline:"):
         return f"Guessed by the simple rule “{rule_name(source)}”: no model has beaten it yet."
     return None
+
+
+#: the online evaluation's tasks: (what the guesses are about, what one scored guess is)
+LIVE_TASKS = {"next_mood": ("next-mood", "songs"), "session_start": ("session-start", "hours")}
+
+
+def explain_live(live: dict) -> dict:
+    """`live_quality` with a listener's `summary` per scored task: how the guesses shown on the page
+    did against what happened, beside the best simple rule scored the same way."""
+    window = str(live.get("window") or "")
+    span = f"Over the last {window[:-1]} days" if window.endswith("d") and window[:-1].isdigit() else "Lately"
+    out = dict(live)
+    for task, (what, unit) in LIVE_TASKS.items():
+        block = live.get(task)
+        if not isinstance(block, dict):
+            continue
+        n, rule = block.get("n_scored") or 0, rule_name(block.get("best_baseline"))
+        mine, theirs = _value(block, "model"), _value(block, "baseline")
+        figure = f" ({FIGURES['log_loss'].format(mine=f'{mine:.2f}', theirs=f'{theirs:.2f}')})" if mine is not None and theirs is not None else ""
+        if block.get("beats_baseline") is None or not rule:
+            summary = f"{span}, {n} {what} guesses were checked against what happened: too few yet to compare with the simple rules."
+        else:
+            verdict = "did better than" if block["beats_baseline"] else "did no better than"
+            summary = f"{span}, the {what} guesses shown here {verdict} the simple rule “{rule}” on {n} {unit}{figure}."
+        out[task] = {**block, "summary": summary}
+    return out

@@ -512,14 +512,10 @@ function technical(details) {
 }
 
 function liveQuality(live) {
-  // written by the online evaluation when present: a sentence per model, or figures per model
-  if (!live || typeof live !== "object") return null;
-  const lines = [];
-  for (const [kind, entry] of Object.entries(live)) {
-    if (entry && typeof entry === "object" && typeof entry.summary === "string") lines.push(el("li", { text: entry.summary }));
-    else if (typeof entry === "string" && !/_/.test(entry)) lines.push(el("li", { text: entry }));
-  }
-  return lines.length ? el("div", { class: "live-quality" }, el("h3", { text: "How the guesses did lately" }), el("ul", { class: "small" }, ...lines)) : null;
+  // the online evaluation: how the guesses shown here did against what happened, in plain words
+  const lines = Object.values(live || {}).filter((entry) => entry && typeof entry.summary === "string")
+    .map((entry) => el("li", { text: entry.summary }));
+  return lines.length ? el("div", { class: "live-quality", id: "live-quality" }, el("h3", { text: "How the guesses did lately" }), el("ul", { class: "small" }, ...lines)) : null;
 }
 
 function renderModels(data) {
