@@ -68,7 +68,7 @@ def test_the_demo_dashboard_renders_everything_it_holds(demo_export):
         loaded = driver.execute_script("return [...document.querySelectorAll('#recent img.cover')].filter(i => i.naturalWidth > 0).length")
         assert loaded == 25
         rows = texts(driver, "#metrics tr.baseline-row")
-        assert any("same as previous" in r for r in rows) and any("hour of week prior" in r for r in rows)
+        assert any("persistence" in r for r in rows) and any("hour of week" in r for r in rows)
         assert len(texts(driver, "#drift li.drift-flag")) == len(data["drift"]["flags"])
         freshness = " ".join(texts(driver, "#freshness td"))
         assert "Plays waiting for audio features" in freshness and str(data["freshness"]["pending_features"]) in freshness

@@ -155,7 +155,7 @@ def predict_proba(model: xgb.XGBClassifier, classes: list[int], df: pd.DataFrame
         raise ValueError(f"the model needs the feature columns {missing}, which the data lacks")
     if len(df) == 0:
         return pd.DataFrame(columns=classes, dtype="float64")
-    proba = model.predict_proba(df[feature_cols].to_numpy(dtype="float64"))
+    proba = model.predict_proba(df[feature_cols].to_numpy(dtype="float32"))
     return pd.DataFrame(proba, columns=classes, index=df.index)
 
 
