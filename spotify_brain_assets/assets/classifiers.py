@@ -32,8 +32,8 @@ class ClassifierConfig(dg.Config):
     seed: int = 42
     n_estimators: int = 300  # XGBoost: at most this many trees; early stopping on each fold picks fewer
     max_depth: int = 4
-    learning_rate: float = 0.1
-    early_stopping_rounds: int = 15
+    learning_rate: float = 0.2
+    early_stopping_rounds: int = 10
     validation_fraction: float = 0.1  # the newest share of a fold's training rows, for early stopping
     logistic_c: float = 0.1  # logistic regression: inverse L2 strength
     recency_half_life_days: Optional[float] = None  # weight older rows down by half per this many days

@@ -34,8 +34,8 @@ class Recipe:
     features: str  # the feature set's name: "session", "mood", "mood+audio"
     n_estimators: int = 300  # XGBoost: at most this many trees (early stopping picks fewer)
     max_depth: int = 4
-    learning_rate: float = 0.1
-    early_stopping_rounds: int = 15
+    learning_rate: float = 0.2
+    early_stopping_rounds: int = 10
     validation_fraction: float = 0.1
     c: float = 0.1  # logistic regression: inverse L2 strength
     seed: int = 42
@@ -100,8 +100,8 @@ def fit(recipe: Recipe, train: pd.DataFrame, feature_cols: list[str], target: st
     classes = np.unique(train[target].to_numpy())
     if len(classes) < 2:
         raise TrainingSkipped(f"the training rows hold {len(classes)} class(es) of {target}; a classifier needs two")
-    y = np.searchsorted(classes, train[target].to_numpy())
-    x = train[feature_cols].to_numpy(dtype="float32")  # what XGBoost works in; no copy per fit
+    y = np.searchsorted(classes, train[target].to_numpy()).astype("float32")
+    x = np.ascontiguousarray(train[feature_cols].to_numpy(dtype="float32"))  # what XGBoost works in: no copy inside
     w = None if weights is None else np.asarray(weights, dtype="float64")
     if recipe.family == "logistic":
         if recipe.features not in DESIGNS:
@@ -122,7 +122,7 @@ def fit(recipe: Recipe, train: pd.DataFrame, feature_cols: list[str], target: st
         random_state=recipe.seed,
         n_jobs=1,
         tree_method="hist",
-        max_bin=64,
+        max_bin=32,
         min_child_weight=5,
     )
     params.update(objective="binary:logistic", eval_metric="logloss") if len(classes) == 2 else params.update(objective="multi:softprob", eval_metric="mlogloss")
