@@ -51,6 +51,7 @@ def session_outcome(routine):
     return session_candidate(routine[2], TrainSettings(SESSION_RECIPES), None, None, CONTEXT)
 
 
+@pytest.mark.fast
 def test_cuts_spread_over_the_newest_part_of_history():
     first, last = pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-01-31", tz="UTC")
     cuts = cut_times(first, last, BacktestSettings(folds=6, span=0.5))
@@ -99,6 +100,7 @@ def scores(candidate_shift: float, spread: float, in_use_shift: float | None = N
     return Scores(np.zeros(len(day)), day, losses)
 
 
+@pytest.mark.fast
 def test_the_gate_refuses_an_improvement_whose_interval_includes_zero_and_promotes_a_clear_one():
     settings = BacktestSettings()
     noisy = evidence(scores(-0.002, 0.05), "candidate", ["prior", "worse prior"], None, ["log_loss"], settings)
@@ -115,6 +117,7 @@ def test_the_gate_refuses_an_improvement_whose_interval_includes_zero_and_promot
     assert promoted["summary"].startswith("Over 6 past periods, the new listening-times model predicted when you will start listening clearly better")
 
 
+@pytest.mark.fast
 def test_the_model_in_use_stays_when_the_candidate_does_not_clearly_beat_it():
     ev = evidence(scores(-0.05, 0.05, in_use_shift=-0.05), "candidate", ["prior"], "in use", ["log_loss"], BacktestSettings())
     verdict = decide("mood_classifier", ev, True, 6)

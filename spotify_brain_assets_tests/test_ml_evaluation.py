@@ -18,6 +18,8 @@ from spotify_brain_assets.ml.evaluation import (
 from spotify_brain_assets.plays.schema import AUDIO_FEATURES
 from spotify_brain_assets.plays.sessions import session_ids
 
+pytestmark = pytest.mark.fast  # pure logic
+
 
 def test_mood_metrics_known_answers():
     y = np.array([0, 1, 2, 2])

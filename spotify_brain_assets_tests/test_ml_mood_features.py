@@ -7,6 +7,8 @@ import pytest
 from spotify_brain_assets.ml.mood_features import TARGET, context_features, feature_columns, latest_context, mood_dataset
 from spotify_brain_assets.plays.schema import CLUSTER_FEATURES
 
+pytestmark = pytest.mark.fast  # pure logic
+
 
 def make_history(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
     """(UTC time, session id, mood) rows; the features are a simple known ramp per row."""

@@ -15,6 +15,8 @@ from spotify_brain_assets.ml.session_features import (
 )
 from spotify_brain_assets.plays.sessions import session_ids
 
+pytestmark = pytest.mark.fast  # pure logic
+
 
 def plays_at(times: list[str]) -> pd.DataFrame:
     played = pd.Series(pd.to_datetime(times, utc=True)).sort_values(ignore_index=True).dt.as_unit("ms")

@@ -9,6 +9,8 @@ from spotify_brain_assets.ml.families import Recipe, fit, predict, recency_weigh
 from spotify_brain_assets.ml.model_store import ModelRefused, load_model, previous_path, promote, retire, save_model, sidecar_path
 from spotify_brain_assets.ml.training import TrainingSkipped, data_hash
 
+pytestmark = pytest.mark.fast  # pure logic
+
 XGB = Recipe("xgboost", "mood", n_estimators=20, max_depth=3)
 
 
