@@ -97,7 +97,7 @@ def scores(candidate_shift: float, spread: float, in_use_shift: float | None = N
     }
     if in_use_shift is not None:
         losses["in use"] = {"log_loss": base + in_use_shift}
-    return Scores(np.zeros(len(day)), day, losses)
+    return Scores(day, losses)
 
 
 @pytest.mark.fast

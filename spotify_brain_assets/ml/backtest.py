@@ -60,7 +60,6 @@ def fold_windows(cuts: list[pd.Timestamp], last: pd.Timestamp) -> list[tuple[pd.
 class Scores:
     """Per-row losses of every scorer on the pooled test rows of all folds."""
 
-    fold: np.ndarray  # fold number per row
     cluster: np.ndarray  # bootstrap cluster per row (session or day), any hashable values
     losses: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # scorer → metric → per-row loss
 

@@ -26,7 +26,17 @@ from .assign import nearest_cluster
 from .backtest import BacktestSettings, Scores, cut_times, decide, evidence, fold_windows, plain
 from .baselines import MOOD_BASELINES, SESSION_BASELINES, mood_baseline, session_baseline
 from .clusters import fold_centroids
-from .evaluation import HIGHER_IS_BETTER, calibration_error, mood_losses, mood_metrics, reliability, session_losses, session_metrics
+from .evaluation import (
+    HIGHER_IS_BETTER,
+    MOOD_METRICS,
+    SESSION_METRICS,
+    calibration_error,
+    mood_losses,
+    mood_metrics,
+    reliability,
+    session_losses,
+    session_metrics,
+)
 from .families import Fitted, Recipe, fit, predict, recency_weights
 from .training import TrainingSkipped, data_hash, library_versions
 
@@ -70,7 +80,7 @@ class _Fold:
     train_until: pd.Timestamp  # the newest play any training row (or the fold's clusters) used
     y: np.ndarray
     cluster: np.ndarray
-    extra: dict = field(default_factory=dict)  # per-row context (lead hours)
+    lead_hours: np.ndarray | None = None  # session: how far ahead each test row's hour is
     proba: dict[str, np.ndarray] = field(default_factory=dict)  # scorer → probabilities
     classes: np.ndarray | None = None  # mood: the fold's classes (columns of proba)
     trees: dict[str, int | None] = field(default_factory=dict)
@@ -100,7 +110,8 @@ def _in_use(in_use: dict | None, problem: str | None, expected: dict, recipes: t
 
 
 def _pooled(folds: list[_Fold], key: str) -> np.ndarray:
-    return np.concatenate([getattr(f, key) if key in ("y", "cluster") else f.extra[key] for f in folds])
+    """A per-row field (y, cluster, lead_hours) over all folds' test rows."""
+    return np.concatenate([getattr(f, key) for f in folds])
 
 
 def _median_trees(folds: list[_Fold], name: str) -> int | None:
@@ -160,6 +171,7 @@ def _decide_and_report(
     recipes: tuple[Recipe, ...],
     baselines: list[str],
     deciding: list[str],
+    reported: list[str],
     metrics_of: Callable[[np.ndarray, np.ndarray, Any], dict],
     losses_of: Callable[[np.ndarray, np.ndarray, Any], dict],
     in_use_recipe: Recipe | None,
@@ -175,7 +187,7 @@ def _decide_and_report(
         in_use_name = in_use_recipe.name if in_use_recipe in recipes else IN_USE
     scorers = names + ([IN_USE] if in_use_name == IN_USE else []) + baselines
     losses = {s: {m: np.concatenate([losses_of(f.y, f.proba[s], f.classes)[m] for f in folds]) for m in deciding} for s in scorers}
-    scores = Scores(np.concatenate([np.full(len(f.y), f.number) for f in folds]), _pooled(folds, "cluster"), losses)
+    scores = Scores(_pooled(folds, "cluster"), losses)
     candidate = min(names, key=lambda n: losses[n]["log_loss"].mean())
     ev = evidence(scores, candidate, baselines, in_use_name, deciding, settings.backtest)
     verdict = decide(kind, ev, in_use_present, len(folds))
@@ -185,8 +197,6 @@ def _decide_and_report(
         overall[s]["interval"] = ev["intervals"][s]
     recipe = next(r for r in recipes if r.name == candidate)
     best = verdict["best_baseline"]
-    metrics = list(overall[candidate].keys() - {"rows", "positives", "interval"})
-    order = [m for m in ("log_loss", "brier", "accuracy", "macro_f1", "pr_auc", "roc_auc", "calibration_error") if m in metrics]
     report = {
         "model": kind,
         "status": "trained",
@@ -211,7 +221,7 @@ def _decide_and_report(
         "recipes": {n: {"recipe": r.as_dict(), "test": overall[n], "trees": _median_trees(folds, n)} for n, r in zip(names, recipes)},
         "candidate": {"name": candidate, "family": recipe.family, "recipe": recipe.as_dict(), "test": overall[candidate], "trees": _median_trees(folds, candidate)},
         "baselines": {b: overall[b] for b in baselines},
-        "comparison": _comparison(overall, candidate, baselines, order, ev),
+        "comparison": _comparison(overall, candidate, baselines, reported, ev),
         "evidence": ev["against"],
         "model_in_use": {"present": in_use_present, "compared": in_use_name is not None, "scorer": in_use_name, "test": overall.get(in_use_name) if in_use_name else None, "note": in_use_note},
         "reliability": {s: _reliability(folds, s, kind) for s in [candidate, best] + ([in_use_name] if in_use_name and in_use_name not in (candidate, best) else [])},
@@ -391,7 +401,7 @@ def mood_candidate(
     if not folds:
         return skipped_outcome(kind, f"too little data: no backtest fold had {bt.min_train_rows} training and {bt.min_test_rows} test rows", context, in_use is not None)
     report, recipe = _decide_and_report(
-        kind, folds, settings.recipes, MOOD_BASELINES[: 2 + window], MOOD_DECIDING, mood_metrics, mood_losses,
+        kind, folds, settings.recipes, MOOD_BASELINES[: 2 + window], MOOD_DECIDING, MOOD_METRICS, mood_metrics, mood_losses,
         recipe_in_use, note, in_use is not None, settings, {**context, "window_size": window},
     )
     cols = mood_features.feature_columns(window, ids, audio=recipe.features == "mood+audio")
@@ -432,7 +442,7 @@ def session_candidate(dataset: pd.DataFrame, settings: TrainSettings, in_use: di
         if len(train) < bt.min_train_rows or len(test) < bt.min_test_rows or train[target].nunique() < 2:
             continue
         day = test["origin"].dt.floor("D").to_numpy()
-        fold = _Fold(number, cut, end, len(train), len(test), train["hour_start"].max() + session_features.HOUR, test[target].to_numpy(), day, {"lead_hours": test["lead_hours"].to_numpy()})
+        fold = _Fold(number, cut, end, len(train), len(test), train["hour_start"].max() + session_features.HOUR, test[target].to_numpy(), day, test["lead_hours"].to_numpy())
         for recipe in recipes:
             proba, fitted_classes, trees = _fit_predict(recipe, train, test, cols, target, "origin", settings)
             name = recipe.name if recipe in settings.recipes else IN_USE
@@ -443,7 +453,7 @@ def session_candidate(dataset: pd.DataFrame, settings: TrainSettings, in_use: di
     if not folds:
         return skipped_outcome(kind, f"too little data: no backtest fold had {bt.min_train_rows} training and {bt.min_test_rows} test rows with both outcomes", context, in_use is not None)
     report, recipe = _decide_and_report(
-        kind, folds, settings.recipes, SESSION_BASELINES, SESSION_DECIDING,
+        kind, folds, settings.recipes, SESSION_BASELINES, SESSION_DECIDING, SESSION_METRICS,
         lambda y, p, _: session_metrics(y, p), lambda y, p, _: session_losses(y, p),
         recipe_in_use, note, in_use is not None, settings, context,
     )

@@ -125,20 +125,21 @@ def fit(recipe: Recipe, train: pd.DataFrame, feature_cols: list[str], target: st
         max_bin=32,
         min_child_weight=5,
     )
-    params.update(objective="binary:logistic", eval_metric="logloss") if len(classes) == 2 else params.update(objective="multi:softprob", eval_metric="mlogloss")
+    if len(classes) == 2:
+        params.update(objective="binary:logistic", eval_metric="logloss")
+    else:
+        params.update(objective="multi:softprob", eval_metric="mlogloss")
     if trees is not None:
         model = xgb.XGBClassifier(n_estimators=trees, **params)
         model.fit(x, y, sample_weight=w, verbose=False)
         return Fitted(model, [int(c) for c in classes], trees)
     cut = _time_order_split(len(y), recipe.validation_fraction)
-    fit_y, val_y = y[:cut], y[cut:]
-    seen = np.isin(val_y, np.unique(fit_y))
-    if len(np.unique(fit_y)) < len(classes) or seen.sum() == 0:  # the validation slice cannot stop it: use every row
+    if len(np.unique(y[:cut])) < len(classes) or cut == len(y):  # a class only in the newest rows: no slice to stop on
         model = xgb.XGBClassifier(n_estimators=recipe.n_estimators, **params)
         model.fit(x, y, sample_weight=w, verbose=False)
         return Fitted(model, [int(c) for c in classes], recipe.n_estimators)
     model = xgb.XGBClassifier(n_estimators=recipe.n_estimators, early_stopping_rounds=recipe.early_stopping_rounds, **params)
-    model.fit(x[:cut], fit_y, sample_weight=None if w is None else w[:cut], eval_set=[(x[cut:][seen], val_y[seen])], verbose=False)
+    model.fit(x[:cut], y[:cut], sample_weight=None if w is None else w[:cut], eval_set=[(x[cut:], y[cut:])], verbose=False)
     return Fitted(model, [int(c) for c in classes], int(model.best_iteration) + 1)
 
 
