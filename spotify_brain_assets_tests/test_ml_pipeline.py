@@ -254,6 +254,7 @@ def test_a_listener_silent_for_a_month_is_said_to_be_inactive(promoted, tmp_path
     assert dg.materialize([predictions], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(later)}).success
     outlook = read(paths.predictions)["session_start"]
     assert outlook["inactive"] is True and outlook["reason"].startswith("No plays for 30 days")
+    assert outlook["served"] == {"kind": "baseline", "name": "hour_of_week", "version": None}  # not the model in use
     assert max(h["probability"] for h in outlook["hours"]) < 0.25 and pd.Timestamp(outlook["made_at"]) == pd.Timestamp(later)
 
 

@@ -151,16 +151,16 @@ def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, st
                     answer = baseline_next_mood(hist, baseline, labels, store.tz)
             else:
                 answer = outlook_for(hist, bundle, baseline, store.tz, now, config.staleness_days, config.decay_half_life_days)
-            if bundle:
+            if bundle and answer["source"] == "model":
                 meta = bundle["metadata"]
                 name = Recipe(**meta["recipe"]).name if "recipe" in meta else meta.get("family", "model")
                 answer["served"] = {"kind": "model", "name": name, "version": sidecar_version(path)}
-            else:
-                answer["served"] = {"kind": "baseline", "name": baseline, "version": None}
-                gate_said = (report or {}).get("summary") if not path.exists() else None
+            else:  # the baseline the gate chose, or the decayed habit of an inactive listener
+                answer["served"] = {"kind": "baseline", "name": answer["source"].removeprefix("baseline:"), "version": None}
+            if not bundle and not answer.get("inactive"):
+                gate_said = report["summary"] if report and (report.get("served") or {}).get("kind") == "baseline" and not path.exists() else None
                 why = gate_said or f"The {kind} cannot answer ({problem}), so {plain(baseline)} answers instead."
-                if not answer.get("inactive"):
-                    answer["reason"] = why if answer["available"] else f"{why}; it cannot answer yet: {answer['reason']}"
+                answer["reason"] = why if answer["available"] else f"{why} It cannot answer yet either: {answer['reason']}"
             outlook[key] = answer
         doc = {
             "generated_at": pd.Timestamp.now(tz="UTC").isoformat(),
