@@ -1,16 +1,16 @@
-"""Metrics, baselines, the promotion decision, the metrics history and the drift report."""
+"""Metrics, reliability, the baselines, the metrics history and the drift report."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from spotify_brain_assets.ml.baselines import MARKOV_STRENGTH, mood_baseline, session_baseline
 from spotify_brain_assets.ml.drift import DriftSettings, drift_report, entropy_bits, psi
 from spotify_brain_assets.ml.evaluation import (
     calibration_error,
-    mood_baselines,
     mood_metrics,
-    promotion_decision,
-    session_baselines,
+    reliability,
+    session_losses,
     session_metrics,
     set_run_drift,
     upsert_run_entry,
@@ -18,86 +18,82 @@ from spotify_brain_assets.ml.evaluation import (
 from spotify_brain_assets.plays.schema import AUDIO_FEATURES
 from spotify_brain_assets.plays.sessions import session_ids
 
+pytestmark = pytest.mark.fast  # pure logic
+
 
 def test_mood_metrics_known_answers():
     y = np.array([0, 1, 2, 2])
-    perfect = pd.DataFrame(np.eye(3)[y], columns=[0, 1, 2])
-    m = mood_metrics(y, perfect)
-    assert m["accuracy"] == 1 and m["macro_f1"] == 1 and m["roc_auc"] == 1 and m["log_loss"] < 1e-5
-    uniform = pd.DataFrame(np.full((4, 3), 1 / 3), columns=[0, 1, 2])
-    u = mood_metrics(y, uniform)
+    m = mood_metrics(y, np.eye(3)[y], [0, 1, 2])
+    assert m["accuracy"] == 1 and m["macro_f1"] == 1 and m["roc_auc"] == 1 and m["log_loss"] < 1e-5 and m["calibration_error"] == 0
+    u = mood_metrics(y, np.full((4, 3), 1 / 3), [0, 1, 2])
     assert u["log_loss"] == pytest.approx(np.log(3), abs=1e-6) and u["roc_auc"] == 0.5
-    # a class the model never saw counts at (clipped) probability zero
-    missing = mood_metrics(np.array([0, 5]), pd.DataFrame([[1.0], [1.0]], columns=[0]))
+    # a class the model does not know counts at (clipped) probability zero
+    missing = mood_metrics(np.array([0, 5]), np.array([[1.0], [1.0]]), [0])
     assert missing["accuracy"] == 0.5 and missing["log_loss"] > 6
 
 
-def test_mood_baselines_are_fitted_on_training_rows_only():
-    train = pd.DataFrame({"last": [0, 0, 0, 0, 1, 1], "target": [0, 0, 0, 1, 1, 0]})
-    test = pd.DataFrame({"last": [0, 1, 2], "target": [1, 1, 2]})
-    base = mood_baselines(train, test, "last", "target")
-    majority, pred = base["majority_class"]
-    assert pred.tolist() == [0, 0, 0] and majority.iloc[0].tolist() == pytest.approx([4 / 6, 2 / 6, 0])
-    same, pred = base["same_as_previous"]
-    assert pred.tolist() == [0, 1, 2]
-    stay = 4 / 6  # the training period's rate of repeating the last mood
-    assert same.iloc[1].tolist() == pytest.approx([(1 - stay) * 4 / 6, stay + (1 - stay) * 2 / 6, 0])
-    markov, pred = base["markov"]
-    assert markov.iloc[0].tolist() == pytest.approx([(3 + 1) / (4 + 3), (1 + 1) / 7, 1 / 7])  # add-one over 3 classes
-    assert markov.iloc[2].tolist() == pytest.approx([1 / 3] * 3)  # never seen as a last mood
-    assert pred.tolist()[:2] == [0, 0]
-
-
-def test_session_metrics_known_answers_and_buckets():
+def test_session_scores_known_answers():
     y = np.array([0, 0, 1, 1, 0, 0, 0, 1])
     p = np.array([0.1, 0.2, 0.8, 0.7, 0.3, 0.1, 0.2, 0.9])
-    hours = np.array([1, 7, 7, 13, 13, 19, 19, 19])
-    m = session_metrics(y, p, hours)
-    assert m["pr_auc"] == 1 and m["roc_auc"] == 1 and m["f1"] == 1 and m["positives"] == 3
-    assert m["f1_at"]["0.9"] == pytest.approx(2 * (1 * 1 / 3) / (1 + 1 / 3))  # only p >= 0.9 is called
-    assert set(m["by_time_of_day"]) == {"morning", "afternoon", "evening", "night"}
-    assert m["by_time_of_day"]["night"] == {"rows": 1, "positives": 0, "pr_auc": None, "roc_auc": None}
-    assert m["by_time_of_day"]["evening"]["rows"] == 3 and m["by_time_of_day"]["evening"]["positives"] == 1
-    never = session_metrics(y, np.zeros(8), hours)
-    assert never["pr_auc"] == pytest.approx(3 / 8) and never["roc_auc"] == 0.5 and never["f1"] == 0
+    m = session_metrics(y, p)
+    assert m["pr_auc"] == 1 and m["roc_auc"] == 1 and m["positives"] == 3
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert m["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), abs=1e-6)
+    never = session_metrics(y, np.full(8, 0.375))
+    assert never["pr_auc"] == pytest.approx(3 / 8) and never["roc_auc"] == 0.5 and never["calibration_error"] == 0
+    assert session_losses([1], [0.0])["log_loss"][0] == pytest.approx(-np.log(1e-6))  # clipped, never infinite
 
 
-def test_calibration_error_known_answer():
+def test_calibration_error_and_reliability_known_answer():
     y = np.array([1, 0, 0, 0, 1, 1])
     p = np.array([0.25, 0.25, 0.25, 0.25, 0.85, 0.85])
     assert calibration_error(y, p) == pytest.approx((4 * abs(0.25 - 0.25) + 2 * abs(0.85 - 1.0)) / 6)
+    assert reliability(y, p) == [
+        {"bin": "0.2-0.3", "rows": 4, "mean_predicted": 0.25, "observed": 0.25},
+        {"bin": "0.8-0.9", "rows": 2, "mean_predicted": 0.85, "observed": 1.0},
+    ]
 
 
-def test_session_priors_come_from_the_training_period():
+def moods(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["mood_cluster_0", "mood_cluster_1", "target_mood_cluster"][: len(rows[0])])
+
+
+def test_mood_baselines_are_smoothed_and_markov_backs_off_to_the_lower_order():
+    train = moods([(0, 0, 0), (0, 0, 0), (1, 0, 0), (1, 0, 1), (0, 1, 1), (1, 1, 0)])
+    test = moods([(1, 0), (0, 1), (2, 2)])
+    classes = [0, 1, 2]
+    share = (np.array([4, 2, 0]) + 0.5) / (6 + 1.5)
+    assert mood_baseline("majority", train, test, classes, 2)[0] == pytest.approx(share)
+    stay = 4 / 6  # the newest mood repeated in 4 of 6 rows
+    assert mood_baseline("persistence", train, test, classes, 2)[1] == pytest.approx(stay * np.eye(3)[1] + (1 - stay) * share)
+    a = MARKOV_STRENGTH
+    m1 = {0: (np.array([3, 1, 0]) + a * share) / (4 + a), 1: (np.array([1, 1, 0]) + a * share) / (2 + a)}
+    markov1 = mood_baseline("markov_1", train, test, classes, 2)
+    assert markov1[0] == pytest.approx(m1[0]) and markov1[1] == pytest.approx(m1[1])
+    assert markov1[2] == pytest.approx(share)  # never seen as a last mood: back to the shares
+    markov2 = mood_baseline("markov_2", train, test, classes, 2)
+    assert markov2[0] == pytest.approx((np.array([1, 1, 0]) + a * m1[0]) / (2 + a))  # (1, 0) seen twice
+    assert markov2[1] == pytest.approx((np.array([0, 1, 0]) + a * m1[1]) / (1 + a))
+    assert markov2[2] == pytest.approx(share)
+    with pytest.raises(ValueError, match="unknown mood baseline"):
+        mood_baseline("markov_3", train, test, classes, 2)  # needs a window of 3
+
+
+def test_session_priors_come_from_the_training_rows_and_shrink_toward_their_parent():
     train = pd.DataFrame(
-        {"date": ["2026-01-05"] * 2 + ["2026-01-06"] * 2, "hour": [7, 8, 7, 8], "target": [1, 0, 0, 0]}
+        {"hour": [7, 8, 7, 8], "day_of_week": [0, 0, 1, 1], "is_weekend": 0, "lead_hours": [0.5, 5, 5, 5], "session_running": [0, 0, 1, 0], "target_session_start": [1, 0, 0, 0]}
     )
-    test = pd.DataFrame({"date": ["2026-01-12", "2026-01-13", "2026-01-14"], "hour": [7, 7, 9], "target": [1, 0, 0]})
-    base = session_baselines(train, test, "target")
-    assert base["always_negative"].tolist() == [0, 0, 0]
-    assert base["hour_of_day_prior"].tolist() == [0.5, 0.5, 0.25]  # hour 9 unseen: the overall rate
-    assert base["hour_of_week_prior"].tolist() == [1.0, 0.0, 0.25]  # Monday 7h, Tuesday 7h, fallback
-
-
-@pytest.mark.parametrize(
-    "metric, candidate, in_use, promoted, reason",
-    [
-        ("pr_auc", 0.5, None, True, None),
-        ("pr_auc", 0.5, 0.5, True, None),  # equal is not worse
-        ("pr_auc", 0.39, None, False, "worse than the best baseline (hour: 0.4000)"),
-        ("pr_auc", 0.45, 0.5, False, "worse than the model in use (0.5000)"),
-        ("pr_auc", None, None, False, "undefined"),
-        ("log_loss", 0.5, None, False, "worse than the best baseline (hour: 0.4000)"),
-        ("log_loss", 0.3, 0.31, True, None),
-    ],
-)
-def test_promotion_decision(metric, candidate, in_use, promoted, reason):
-    baselines = {"none": {metric: 0.1 if metric == "pr_auc" else 0.9}, "hour": {metric: 0.4}, "broken": {metric: None}}
-    decision = promotion_decision(metric, candidate, baselines, in_use, None)
-    assert decision["promoted"] is promoted
-    if reason:
-        assert reason in decision["summary"] and decision["summary"].startswith("not promoted, the model in use stays")
-    assert decision["best_baseline"] == "hour"
+    test = pd.DataFrame({"hour": [7, 7, 9], "day_of_week": [0, 1, 2], "is_weekend": 0, "lead_hours": [0.5, 5, 5], "session_running": [0, 1, 0]})
+    k = 5.0  # pseudo-rows toward the parent
+    overall = 0.25
+    hour7 = (1 + k * overall) / (2 + k)
+    assert session_baseline("hour_of_day", train, test).tolist() == pytest.approx([hour7, hour7, overall])  # hour 9 unseen: the parent
+    assert session_baseline("hour_of_week", train, test).tolist() == pytest.approx([(1 + k * hour7) / (1 + k), (0 + k * hour7) / (1 + k), overall])
+    assert session_baseline("hour_x_weekend", train, test).tolist() == pytest.approx([(1 + k * hour7) / (2 + k), (1 + k * hour7) / (2 + k), overall])
+    running = session_baseline("session_running", train, test)  # cells: (running, hours-ahead band)
+    assert running.tolist() == pytest.approx([(1 + k * overall) / (1 + k), (0 + k * overall) / (1 + k), (0 + k * overall) / (2 + k)])
+    with pytest.raises(ValueError, match="unknown session baseline"):
+        session_baseline("always_negative", train, test)
 
 
 def test_metrics_history_has_one_entry_per_run_completed_by_each_report():

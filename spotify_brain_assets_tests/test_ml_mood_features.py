@@ -7,6 +7,8 @@ import pytest
 from spotify_brain_assets.ml.mood_features import TARGET, context_features, feature_columns, latest_context, mood_dataset
 from spotify_brain_assets.plays.schema import CLUSTER_FEATURES
 
+pytestmark = pytest.mark.fast  # pure logic
+
 
 def make_history(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
     """(UTC time, session id, mood) rows; the features are a simple known ramp per row."""
@@ -39,8 +41,19 @@ def test_one_row_per_position_with_known_moods_position_and_target():
     assert ds["time_since_session_start"].tolist() == [7.0, 11.0]  # minutes, up to the window's last play
     assert ds["played_at"].tolist() == list(pd.to_datetime(["2026-01-05 08:11", "2026-01-05 08:15"], utc=True))
     assert ds["session_id"].tolist() == [0, 0]
-    assert list(ds.columns) == feature_columns(3) + ["session_id", "played_at", TARGET]
+    assert list(ds.columns) == feature_columns(3, [0, 1, 2, 3]) + ["session_id", "played_at", TARGET]
     assert "session_length" not in ds.columns
+
+
+def test_lags_are_one_hot_with_changes_and_the_run_length_of_the_newest_mood():
+    ds = mood_dataset(make_history(SESSION), window=3, tz="UTC")
+    # contexts [1, 1, 2] and [1, 2, 2] (oldest first): last1 is the newest play's mood
+    assert ds[["last1_is_2", "last2_is_1", "last3_is_1", "last1_is_1"]].values.tolist() == [[1, 1, 1, 0], [1, 0, 1, 0]]
+    assert ds[[c for c in ds.columns if c.startswith("last")]].sum(axis=1).tolist() == [3, 3]  # one mood per lag
+    assert ds[["changed_1", "changed_2"]].values.tolist() == [[1, 0], [0, 1]]
+    assert ds["run_length"].tolist() == [1, 2]
+    lean = feature_columns(3, [0, 1], audio=False)
+    assert "valence_mean" not in lean and "current_valence" not in lean and "last3_is_1" in lean
 
 
 def test_window_statistics_are_over_the_window_only():
@@ -83,12 +96,12 @@ def test_serving_features_equal_training_features_and_use_nothing_later():
     times = pd.Timestamp("2026-02-01", tz="UTC") + pd.to_timedelta(np.cumsum(rng.integers(2, 50, 120)), unit="min")
     session = np.cumsum(np.r_[0, np.diff(times.as_unit("ns").asi8) > 30 * 60_000_000_000])
     history = make_history(list(zip(times.astype(str), session, rng.integers(0, 4, 120))))
-    ds = mood_dataset(history, window=3, tz="Europe/Stockholm")
+    ds = mood_dataset(history, window=3, tz="Europe/Stockholm", cluster_ids=[0, 1, 2, 3])
     assert len(ds) > 20
-    cols = feature_columns(3)
+    cols = feature_columns(3, [0, 1, 2, 3])
     for _, row in ds.iterrows():
         known = history[history["played_at"] < row["played_at"]]  # everything before the target play
-        served = latest_context(known, 3, "Europe/Stockholm")
+        served = latest_context(known, 3, "Europe/Stockholm", [0, 1, 2, 3])
         assert len(served) == 1
         np.testing.assert_allclose(served[cols].to_numpy(dtype=float)[0], row[cols].to_numpy(dtype=float))
 

@@ -1,4 +1,4 @@
-"""Session-start features: known answers, no leakage, local hours through daylight-saving changes."""
+"""Session-start features of the day-ahead outlook: known answers, no leakage, local hours through DST."""
 
 import numpy as np
 import pandas as pd
@@ -6,13 +6,16 @@ import pytest
 
 from spotify_brain_assets.ml.session_features import (
     FEATURE_COLUMNS,
+    LEADS,
     TARGET,
     hour_grid,
-    local_day_hours,
+    outlook_features,
     session_dataset,
-    session_features,
+    training_origins,
 )
 from spotify_brain_assets.plays.sessions import session_ids
+
+pytestmark = pytest.mark.fast  # pure logic
 
 
 def plays_at(times: list[str]) -> pd.DataFrame:
@@ -25,44 +28,52 @@ HANDMADE = plays_at(
         "2026-01-05 08:10", "2026-01-05 08:20", "2026-01-05 08:40",  # A: 30 minutes
         "2026-01-06 08:05",  # B: one play
         "2026-01-07 20:00", "2026-01-07 20:15",  # C
+        "2026-01-08 12:00",  # D: makes every hour above known
     ]
 )
 
 
-def row(ds: pd.DataFrame, hour_start: str) -> pd.Series:
-    return ds.set_index("hour_start").loc[pd.Timestamp(hour_start, tz="UTC")]
+def ahead(origin: str, history=HANDMADE, tz="UTC") -> pd.DataFrame:
+    return outlook_features(history, pd.DatetimeIndex([pd.Timestamp(origin, tz="UTC")]), tz).set_index("hour_start")
 
 
-def test_known_answers_for_hand_made_sessions():
-    ds = session_dataset(HANDMADE, "UTC")
-    assert ds["hour_start"].min() == pd.Timestamp("2026-01-05 08:00", tz="UTC")
-    assert ds["hour_start"].max() == pd.Timestamp("2026-01-07 20:00", tz="UTC")
-    assert len(ds) == 24 * 2 + 12 + 1
-    assert ds[TARGET].sum() == 3
-    b = row(ds, "2026-01-06 08:00")
-    assert b[TARGET] == 1
-    assert b["rolling_listening_frequency_7d"] == 1 and b["rolling_listening_frequency_30d"] == 1
-    assert b["time_since_last_session"] == pytest.approx(23 + 50 / 60)
-    assert b["avg_session_duration_last_7d"] == pytest.approx(30.0)
-    assert b["total_tracks_last_7d"] == 3 and b["total_tracks_last_30d"] == 3
-    nine = row(ds, "2026-01-06 09:00")
-    assert nine[TARGET] == 0
-    assert nine["time_since_last_session"] == pytest.approx(55 / 60)
-    assert nine["avg_session_duration_last_7d"] == pytest.approx((30 + 0) / 2)
-    assert nine["total_tracks_last_7d"] == 4
-    c = row(ds, "2026-01-07 20:00")
-    assert c["rolling_listening_frequency_7d"] == 0  # nobody started a session at 20:00 before
-    assert row(ds, "2026-01-07 08:00")["rolling_listening_frequency_7d"] == 2
-    first = row(ds, "2026-01-05 08:00")
-    assert np.isnan(first["time_since_last_session"]) and first["avg_session_duration_last_7d"] == 0
-    assert first["total_tracks_last_7d"] == 0 and first["hour"] == 8 and first["day_of_month"] == 5
+def test_known_answers_for_a_prediction_made_mid_hour_while_a_session_may_run():
+    rows = ahead("2026-01-06 08:30")
+    assert len(rows) == LEADS and rows.index[0] == pd.Timestamp("2026-01-06 09:00", tz="UTC")
+    assert rows["lead_hours"].tolist() == [0.5 + i for i in range(LEADS)]
+    first = rows.iloc[0]
+    assert first["session_running"] == 1  # the last play was 25 minutes ago, within the session gap
+    assert first["minutes_since_last_play"] == pytest.approx(25)
+    assert first["minutes_since_last_session_end"] == pytest.approx(23 * 60 + 50)  # A ended 08:40 the day before
+    assert first["starts_last_24h"] == 1 and first["starts_last_7d"] == 2
+    assert first["avg_session_duration_last_7d"] == pytest.approx((30 + 0) / 2)  # B so far: one play
+    assert first["total_tracks_last_7d"] == 4 and first["total_tracks_last_30d"] == 4
+    eight = rows.loc[pd.Timestamp("2026-01-07 08:00", tz="UTC")]
+    assert eight["lead_hours"] == 23.5 and eight["hour"] == 8 and eight["day_of_week"] == 2
+    # only A's 08:00 counts: B's hour holds the prediction time, so it had not elapsed
+    assert eight["rolling_listening_frequency_7d"] == 1 and eight["hour_of_week_starts_4w"] == 0
+    assert eight[TARGET] == 0
+    assert (rows["session_running"] == 1).all()  # the state is the one at the prediction time, on every row
 
 
-def test_a_running_session_counts_only_what_was_played_before_the_hour():
-    plays = plays_at(["2026-01-05 08:50", "2026-01-05 09:10", "2026-01-05 09:35", "2026-01-05 10:05"])
-    ds = session_dataset(plays, "UTC")
-    assert row(ds, "2026-01-05 09:00")["avg_session_duration_last_7d"] == pytest.approx(0.0)
-    assert row(ds, "2026-01-05 10:00")["avg_session_duration_last_7d"] == pytest.approx(45.0)
+def test_known_answers_for_a_prediction_on_the_hour_after_a_quiet_spell():
+    rows = ahead("2026-01-07 00:00")
+    assert rows.index[0] == pd.Timestamp("2026-01-07 00:00", tz="UTC") and rows["lead_hours"].iloc[0] == 0
+    c = rows.loc[pd.Timestamp("2026-01-07 20:00", tz="UTC")]
+    assert c[TARGET] == 1 and c["lead_hours"] == 20 and c["rolling_listening_frequency_7d"] == 0
+    assert c["session_running"] == 0 and c["minutes_since_last_play"] == pytest.approx(15 * 60 + 55)
+    assert c["minutes_since_last_session_end"] == c["minutes_since_last_play"]  # B ended at its only play
+    assert rows.loc[pd.Timestamp("2026-01-07 08:00", tz="UTC"), "rolling_listening_frequency_7d"] == 2
+    before_any = ahead("2026-01-01 00:00").iloc[0]
+    assert before_any["minutes_since_last_play"] == before_any["minutes_since_last_session_end"] == 90 * 24 * 60  # capped: never
+    assert before_any["starts_last_7d"] == 0 and before_any["hour_of_week_rate"] == 0
+
+
+def test_hours_after_the_newest_play_have_no_target_yet():
+    rows = ahead("2026-01-08 00:00")
+    known = rows[TARGET].notna()
+    assert known.loc[: pd.Timestamp("2026-01-08 10:00", tz="UTC")].all()
+    assert rows[TARGET].loc[pd.Timestamp("2026-01-08 12:00", tz="UTC") :].isna().all()
 
 
 def random_plays(seed: int, days: int = 40) -> pd.DataFrame:
@@ -75,46 +86,45 @@ def random_plays(seed: int, days: int = 40) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_no_feature_uses_anything_from_the_hour_on(seed):
+def test_no_feature_uses_anything_from_the_prediction_time_on(seed):
     plays = random_plays(seed)
-    full = session_dataset(plays, "Europe/Stockholm")
     rng = np.random.default_rng(seed)
-    for cut in rng.choice(full["hour_start"].to_numpy()[24:], 40, replace=False):
-        cut = pd.Timestamp(cut).tz_convert("UTC") if pd.Timestamp(cut).tzinfo else pd.Timestamp(cut, tz="UTC")
-        hours = full["hour_start"][full["hour_start"] <= cut]
-        known = plays[plays["played_at"] < cut]
-        truncated = session_features(known, pd.DatetimeIndex(hours), "Europe/Stockholm")
-        expected = full[full["hour_start"] <= cut].reset_index(drop=True)
-        pd.testing.assert_frame_equal(truncated[FEATURE_COLUMNS], expected[FEATURE_COLUMNS], check_dtype=False)
+    span = plays["played_at"].max() - plays["played_at"].min()
+    origins = pd.DatetimeIndex(plays["played_at"].min() + span * np.sort(rng.uniform(0.1, 0.9, 30))).floor("s")
+    full = outlook_features(plays, origins, "Europe/Stockholm")
+    known = pd.concat([outlook_features(plays[plays["played_at"] < o], pd.DatetimeIndex([o]), "Europe/Stockholm") for o in origins], ignore_index=True)
+    pd.testing.assert_frame_equal(known[FEATURE_COLUMNS], full[FEATURE_COLUMNS], check_dtype=False)
 
 
-def test_local_hours_and_day_lengths_through_both_stockholm_changes():
+def test_local_hours_through_both_stockholm_changes():
     tz = "Europe/Stockholm"
-    # a session at 07:30 local every day from 25 March to 1 April, and around the October change
-    spring = pd.date_range("2026-03-25 07:30", "2026-04-01 07:30", freq="D", tz=tz)
-    autumn = pd.date_range("2026-10-23 07:30", "2026-10-27 07:30", freq="D", tz=tz)
-    plays = plays_at(list(spring.tz_convert("UTC").astype(str)) + list(autumn.tz_convert("UTC").astype(str)))
-    ds = session_dataset(plays, tz)
-    per_day = ds.groupby("date").size()
-    assert per_day[pd.Timestamp("2026-03-29").date()] == 23
-    assert per_day[pd.Timestamp("2026-10-25").date()] == 25
-    assert per_day[pd.Timestamp("2026-03-30").date()] == 24
-    oct25 = ds[ds["date"] == pd.Timestamp("2026-10-25").date()]
-    assert (oct25["hour"] == 2).sum() == 2 and (ds[ds["date"] == pd.Timestamp("2026-03-29").date()]["hour"] == 2).sum() == 0
-    starts = ds[ds[TARGET] == 1]
-    assert (starts["hour"] == 7).all() and len(starts) == len(spring) + len(autumn)  # 06:30 UTC in winter, 05:30 in summer
-    april1 = ds[(ds["date"] == pd.Timestamp("2026-04-01").date()) & (ds["hour"] == 7)].iloc[0]
-    assert april1["rolling_listening_frequency_7d"] == 7  # 25–31 March, across the change
-    assert (ds["hour_start"].diff().dropna() == pd.Timedelta(hours=1)).all()
+    days = pd.date_range("2026-03-20 07:30", "2026-04-01 07:30", freq="D", tz=tz)
+    autumn = pd.date_range("2026-10-15 07:30", "2026-10-27 07:30", freq="D", tz=tz)
+    plays = plays_at(list(days.tz_convert("UTC").astype(str)) + list(autumn.tz_convert("UTC").astype(str)))
+    spring = outlook_features(plays, pd.DatetimeIndex([pd.Timestamp("2026-03-28 22:00", tz=tz).tz_convert("UTC")]), tz)
+    assert len(spring) == 24 and 2 not in spring["hour"].tolist()  # 02:00 does not exist on 29 March
+    assert (spring["hour_start"].diff().dropna() == pd.Timedelta(hours=1)).all()
+    seven = spring[spring["hour"] == 7].iloc[0]
+    assert seven["rolling_listening_frequency_7d"] == 7 and seven[TARGET] == 1  # 07:30 local every day, across the change
+    fall = outlook_features(plays, pd.DatetimeIndex([pd.Timestamp("2026-10-24 22:00", tz=tz).tz_convert("UTC")]), tz)
+    assert fall["hour"].tolist().count(2) == 2  # 02:00 happens twice on 25 October
+    assert fall[fall["hour"] == 7].iloc[0]["rolling_listening_frequency_7d"] == 7
 
 
-def test_grids_for_half_hour_offsets_and_one_local_day():
-    grid = hour_grid(pd.Timestamp("2026-01-05 08:45", tz="UTC"), pd.Timestamp("2026-01-05 10:10", tz="UTC"), "Asia/Kolkata")
-    assert [t.tz_convert("Asia/Kolkata").strftime("%H:%M") for t in grid] == ["14:00", "15:00"]
-    day = local_day_hours(pd.Timestamp("2026-03-29 12:00", tz="UTC"), "Europe/Stockholm")
-    assert len(day) == 23 and day[0] == pd.Timestamp("2026-03-28 23:00", tz="UTC")
+def test_training_origins_fall_every_few_hours_at_a_random_minute_with_a_known_day_ahead():
+    plays = random_plays(3)
+    origins = training_origins(plays, "UTC", 3, seed=5)
+    assert (origins == training_origins(plays, "UTC", 3, seed=5)).all()
+    grid = hour_grid(plays["played_at"].min(), plays["played_at"].max(), "UTC")
+    assert set(origins.floor("h")) <= set(grid[::3])
+    assert origins.minute.nunique() > 10
+    assert (origins + pd.Timedelta(hours=LEADS + 1) <= plays["played_at"].max()).all()
+    ds = session_dataset(plays, "UTC", 3, seed=5)
+    assert len(ds) == LEADS * len(origins) and ds[TARGET].isin([0, 1]).all() and not ds[FEATURE_COLUMNS].isna().any().any()
+    with pytest.raises(ValueError, match="at least one hour"):
+        training_origins(plays, "UTC", 0, seed=5)
 
 
 def test_empty_history_gives_an_empty_dataset_with_the_columns():
     ds = session_dataset(plays_at([]), "UTC")
-    assert len(ds) == 0 and set(FEATURE_COLUMNS + [TARGET, "date", "hour_start"]) <= set(ds.columns)
+    assert len(ds) == 0 and set(FEATURE_COLUMNS + [TARGET, "origin", "hour_start"]) <= set(ds.columns)

@@ -6,10 +6,11 @@ from typing import Optional
 import dagster as dg
 import pandas as pd
 
-from ..ml.classifiers import GateSettings, Outcome
+from ..ml.backtest import BacktestSettings
+from ..ml.classifiers import Outcome, TrainSettings
 from ..ml.evaluation import upsert_run_entry
-from ..ml.model_store import ModelRefused, load_model, promote, save_model, sidecar_path, verify_model
-from ..ml.training import XGBSettings
+from ..ml.families import Recipe
+from ..ml.model_store import ModelRefused, load_model, promote, retire, save_model, sidecar_path, sidecar_version, verify_model
 from ..plays.store import history_or_empty
 from ..storage.files import CorruptFileError, parquet_metadata, read_json, write_json, writer_lock
 from ..storage.paths import DataPaths
@@ -20,25 +21,31 @@ TIMEZONE_KEY = "spotify_brain.timezone"
 
 
 class ClassifierConfig(dg.Config):
-    """XGBoost (the predecessor's settings), the time split and the promotion gate."""
+    """The rolling-origin backtest, the model recipes' settings and the gate's evidence."""
 
-    n_estimators: int = 100
-    max_depth: int = 6
-    learning_rate: float = 0.1
+    folds: int = 6  # cut dates of the backtest
+    backtest_span: float = 0.5  # the newest share of history the cuts spread over
+    bootstrap: int = 1000  # resamples for the confidence intervals
+    confidence: float = 0.95  # of the intervals; the gate needs the upper end of the difference below zero
+    min_train_rows: int = 100  # a fold with fewer training rows is left out
+    min_test_rows: int = 20
     seed: int = 42
-    early_stopping_rounds: int = 10  # on a validation slice carved from the training period's end
-    n_jobs: int = 1  # XGBoost threads; one is fastest for these small sets on a shared 2-core box
-    test_fraction: float = 0.2  # the newest share of rows, held out for evaluation and the gate
-    validation_fraction: float = 0.1  # the newest share of the training period, for early stopping
-    min_train_rows: int = 50
-    min_test_rows: int = 10
-    tolerance: float = 0.0  # how much worse than the model in use a candidate may be and still win
+    n_estimators: int = 300  # XGBoost: at most this many trees; early stopping on each fold picks fewer
+    max_depth: int = 4
+    learning_rate: float = 0.2
+    early_stopping_rounds: int = 10
+    validation_fraction: float = 0.1  # the newest share of a fold's training rows, for early stopping
+    logistic_c: float = 0.1  # logistic regression: inverse L2 strength
+    recency_half_life_days: Optional[float] = None  # weight older rows down by half per this many days
 
-    def xgb(self) -> XGBSettings:
-        return XGBSettings(self.n_estimators, self.max_depth, self.learning_rate, self.seed, self.early_stopping_rounds, self.n_jobs)
-
-    def gate(self, metric: str, window_days: Optional[int]) -> GateSettings:
-        return GateSettings(metric, self.tolerance, self.test_fraction, self.validation_fraction, window_days, self.min_train_rows, self.min_test_rows)
+    def settings(self, recipes: list[tuple[str, str]]) -> TrainSettings:
+        """(family, feature set) pairs → the recipes with these settings, and the backtest."""
+        made = tuple(
+            Recipe(family, features, self.n_estimators, self.max_depth, self.learning_rate, self.early_stopping_rounds, self.validation_fraction, self.logistic_c, self.seed)
+            for family, features in recipes
+        )
+        backtest = BacktestSettings(self.folds, self.backtest_span, self.bootstrap, self.confidence, self.seed, self.min_train_rows, self.min_test_rows)
+        return TrainSettings(made, backtest, self.recency_half_life_days)
 
 
 def candidate_path(paths: DataPaths, kind: str):
@@ -73,18 +80,25 @@ def model_in_use(path, kind: str) -> tuple[dict | None, str | None]:
 
 
 def store_outcome(paths: DataPaths, kind: str, target, outcome: Outcome, log) -> dict:
-    """Write the candidate (always, when one was trained) and its report; promote when it won."""
+    """Write the candidate (always, when one was trained) and its report; put in service what the
+    gate chose: the candidate (promoted), the model in use (kept), or a baseline (the model in use,
+    if any, is retired to `.previous`)."""
     cand = candidate_path(paths, kind)
     report = dict(outcome.report)
+    decision = report["decision"]
     if outcome.bundle is None:
         for stale in (cand, sidecar_path(cand)):  # a skipped run leaves no older candidate to confuse
             stale.unlink(missing_ok=True)
     else:
         report["candidate"]["sha256"] = save_model(outcome.bundle, cand, kind)
-        if report["decision"]["promoted"]:
-            report["candidate"]["promoted_sha256"] = promote(cand, target, kind)
-    if not report["decision"]["promoted"]:
-        log.warning(f"{kind}: {report['decision']['summary']}")
+    serving = decision["serving"]
+    if decision["promoted"]:
+        report["candidate"]["promoted_sha256"] = promote(cand, target, kind)
+    elif serving["kind"] == "baseline" and target.exists():
+        decision["retired_model_in_use"] = retire(target, kind)
+    report["served"] = {"kind": serving["kind"], "name": serving["name"], "version": sidecar_version(target) if serving["kind"] == "model" and target.exists() else None}
+    if not decision["promoted"]:
+        log.warning(f"{kind}: {report['summary']}")
     write_json(report, report_path(paths, kind))
     return report
 
@@ -94,31 +108,37 @@ def classifier_metadata(report: dict, target) -> dict:
     meta = {
         "status": report["status"],
         "promoted": decision["promoted"],
-        "decision": decision["summary"],
+        "decision": report["summary"],
+        "serving": f"{report['served']['kind']}: {report['served']['name']}",
         "demo_data": report.get("demo_data", False),
         "dataset_rows": report.get("dataset_rows", 0),
         "path": dg.MetadataValue.path(str(target)),
     }
     if report["status"] == "trained":
-        metric = report["primary_metric"]
+        best = decision["best_baseline"]
+        vs_best = [a for a in report["evidence"] if a["role"] == "candidate_vs_baseline" and a["best"]]
         meta.update(
             {
-                f"candidate_{metric}": report["candidate"]["test"][metric],
-                f"best_baseline_{metric}": decision["best_baseline_value"],
-                "best_baseline": decision["best_baseline"] or "none",
-                "model_in_use_compared": decision["model_in_use"] is not None,
-                "best_iteration": report["candidate"]["best_iteration"],
-                "train_rows": report["window"]["train"]["rows"],
+                "candidate": report["candidate"]["name"],
+                "candidate_log_loss": decision["candidate"],
+                "best_baseline": best,
+                "best_baseline_log_loss": decision["best_baseline_value"],
+                "folds": report["backtest"]["folds"],
                 "test_rows": report["window"]["test"]["rows"],
-                "test_window": f"{report['window']['test']['start']} .. {report['window']['test']['end']}",
+                "train_rows": report["candidate"].get("train_rows", 0),
+                "trees": report["candidate"]["trees"] or 0,
+                "evidence": md_table(pd.DataFrame(vs_best)[["metric", "rival", "difference", "low", "high", "clear"]]),
             }
         )
+        for a in vs_best:  # numeric on every run: the UI plots them
+            meta[f"{a['metric']}_difference_high"] = a["high"]
     return meta
 
 
 def gate_result(paths: DataPaths, kind: str, target) -> dg.AssetCheckResult:
-    """Passed when the newest candidate was promoted; WARN with the reasons when the model in use
-    stayed; ERROR (blocking what depends on the model) when the file in use cannot be trusted."""
+    """Passed when the newest candidate was promoted; WARN with the reasons when the model in use or
+    a baseline serves instead; ERROR (blocking what depends on the model) when the file in use
+    cannot be trusted."""
     path = report_path(paths, kind)
     try:
         report = read_json(path, None)
@@ -148,25 +168,25 @@ def gate_result(paths: DataPaths, kind: str, target) -> dg.AssetCheckResult:
     decision = report["decision"]
     metadata = {
         "promoted": decision["promoted"],
+        "serving": f"{decision['serving']['kind']}: {decision['serving']['name']}",
         "model_in_use": in_use_state,
         "reasons": "; ".join(decision["reasons"]) or "none",
         "report": dg.MetadataValue.path(str(path)),
     }
     if report["status"] == "trained":
-        metric = report["primary_metric"]
         metadata.update(
             {
-                "metric": metric,
+                "metric": decision["metric"],
                 "candidate": decision["candidate"],
                 "best_baseline": f"{decision['best_baseline']} ({decision['best_baseline_value']})",
                 "model_in_use_score": decision["model_in_use"],
-                "model_in_use_note": decision["model_in_use_note"] or "compared on the same window",
+                "model_in_use_note": decision["model_in_use_note"],
             }
         )
     return dg.AssetCheckResult(
         passed=bool(decision["promoted"]),
         severity=dg.AssetCheckSeverity.WARN,
-        description=decision["summary"],
+        description=report["summary"],
         metadata=metadata,
     )
 
@@ -174,14 +194,14 @@ def gate_result(paths: DataPaths, kind: str, target) -> dg.AssetCheckResult:
 def model_summary(report: dict) -> dict:
     """The few numbers of a report that metrics_history.json keeps per run."""
     decision = report["decision"]
-    summary = {"status": report["status"], "promoted": decision["promoted"], "summary": decision["summary"]}
+    summary = {"status": report["status"], "promoted": decision["promoted"], "summary": report["summary"], "served": report.get("served")}
     if report["status"] == "trained":
-        test = {k: v for k, v in report["candidate"]["test"].items() if not isinstance(v, dict)}
         summary.update(
             {
-                "trained_at": report["candidate"]["trained_at"],
+                "trained_at": report["candidate"].get("trained_at"),
+                "candidate": report["candidate"]["name"],
                 "primary_metric": report["primary_metric"],
-                "test": test,
+                "test": {k: v for k, v in report["candidate"]["test"].items() if not isinstance(v, dict)},
                 "best_baseline": decision["best_baseline"],
                 "best_baseline_value": decision["best_baseline_value"],
                 "beats_all_baselines": report["beats_all_baselines"],
@@ -225,17 +245,20 @@ def evaluation_result(
     meta = {
         "status": report["status"],
         "promoted": report["decision"]["promoted"],
-        "decision": report["decision"]["summary"],
+        "summary": report["summary"],
         "demo_data": report.get("demo_data", False),
         "path": dg.MetadataValue.path(str(out_path)),
     }
     if report["status"] == "trained":
         test = report["candidate"]["test"]
         meta.update({f"test_{m}": test[m] for m in metrics})
+        meta["candidate"] = report["candidate"]["name"]
         meta["beats_all_baselines"] = report["beats_all_baselines"]
-        meta["verdicts"] = dg.MetadataValue.md("\n".join(f"- the model {v}" for v in report["verdicts"]))
-        meta["metrics"] = metrics_md(report, metrics)
+        meta["scores"] = scores_md(report, metrics)
+        meta["folds"] = folds_md(report)
         meta["comparison"] = comparison_md(report)
+        candidate = report["candidate"]["name"]
+        meta["reliability"] = md_table(pd.DataFrame(report["reliability"][candidate]))
     return report, meta
 
 
@@ -250,10 +273,21 @@ def comparison_md(report: dict) -> dg.MetadataValue:
     return md_table(rows, max_rows=60)
 
 
-def metrics_md(report: dict, metrics: list[str]) -> dg.MetadataValue:
-    table = {"candidate (train)": report["candidate"]["train"], "candidate (held-out)": report["candidate"]["test"]}
+def scores_md(report: dict, metrics: list[str]) -> dg.MetadataValue:
+    """Every scorer over all folds: recipes, the model in use's recipe, baselines."""
+    table = {f"recipe: {k}": v["test"] for k, v in report["recipes"].items()}
     if report["model_in_use"]["test"]:
-        table["model in use (held-out)"] = report["model_in_use"]["test"]
+        table["model in use (its recipe)"] = report["model_in_use"]["test"]
     table.update({f"baseline: {k}": v for k, v in report["baselines"].items()})
     df = pd.DataFrame([{"scored": name, **{m: values.get(m) for m in ["rows"] + metrics}} for name, values in table.items()])
     return md_table(df)
+
+
+def folds_md(report: dict) -> dg.MetadataValue:
+    candidate, best = report["candidate"]["name"], report["decision"]["best_baseline"]
+    rows = [
+        {"fold": f["fold"], "cut": f["cut"][:16], "train_rows": f["train_rows"], "test_rows": f["test_rows"],
+         f"{candidate} log_loss": f["scores"][candidate]["log_loss"], f"{best} log_loss": f["scores"][best]["log_loss"]}
+        for f in report["folds"]
+    ]
+    return md_table(pd.DataFrame(rows))

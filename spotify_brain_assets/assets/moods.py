@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ..ml.assign import read_centroids
-from ..ml.classifiers import mood_candidate
+from ..ml.classifiers import mood_candidate, skipped_outcome
 from ..ml.clusters import ClusterSettings, NotEnoughPlays, clusters_document, fit_mood_clusters
 from ..ml.evaluation import MOOD_METRICS
 from ..ml.mood_features import DEFAULT_WINDOW, TARGET, feature_columns
@@ -115,15 +115,18 @@ def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, s
     """Next-track training set (`processed/mood_nexttrack_train.parquet`): one row per position in a
     session where the last `window` plays predict the next play's mood cluster.
 
-    Features: the window's moods, mean and std of its audio features, local hour/weekday, the
-    position in the session and minutes since it began, the newest play's features. The
+    Features: the window's moods (as integers and one-hot per lag), whether the mood changed between
+    its plays, how long the newest mood has lasted, local hour/weekday, the position in the session
+    and minutes since it began, and the window's audio features (mean, std, newest play's). The
     predecessor's `session_length` is dropped (unknown until the session ends): `session_position`
     is its causal counterpart. `played_at` is the target play's time, for the time split.
     """
     paths = store.paths
     with writer_lock(paths.lock):
         hist = history_or_empty(paths)
-        ds = build_mood_dataset(hist, config.window, store.tz)
+        centroids = read_centroids(paths.mood_clusters)
+        ids = centroids.index.tolist() if centroids is not None else None
+        ds = build_mood_dataset(hist, config.window, store.tz, ids)
         origins = ",".join(sorted(hist["origin"].astype("string").unique().tolist())) if len(hist) else ""
         write_parquet(ds, paths.mood_dataset, {WINDOW_KEY: str(config.window), ORIGINS_KEY: origins, TIMEZONE_KEY: store.timezone})
     per_target = ds[TARGET].value_counts().rename_axis("target_mood_cluster").reset_index(name="rows").sort_values("target_mood_cluster")
@@ -134,7 +137,7 @@ def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, s
             "rows": len(ds),
             "sessions": int(ds["session_id"].nunique()),
             "window": config.window,
-            "features": len(feature_columns(config.window)),
+            "features": len(feature_columns(config.window, ids or [])),
             "first_target": str(ds["played_at"].min()) if len(ds) else "none",
             "last_target": str(ds["played_at"].max()) if len(ds) else "none",
             "demo_data": is_demo(hist["origin"]),
@@ -158,44 +161,52 @@ def targets_are_current_clusters(store: DataStore) -> dg.AssetCheckResult:
 
 
 class MoodClassifierConfig(ClassifierConfig):
-    gate_metric: str = "log_loss"  # the held-out metric the gate compares (log_loss, accuracy, macro_f1, roc_auc)
-    window_days: Optional[int] = None  # train on the newest days only; None = all history
+    feature_sets: list[str] = ["mood+audio", "mood"]  # XGBoost with and without the window's audio features
 
 
-@dg.asset(deps=[mood_dataset], group_name="moods", kinds={"xgboost"}, pool=WRITER_POOL)
+@dg.asset(deps=[mood_dataset, history], group_name="moods", kinds={"xgboost"}, pool=WRITER_POOL)
 def mood_classifier(context: dg.AssetExecutionContext, config: MoodClassifierConfig, store: DataStore) -> dg.MaterializeResult:
     """The next-track mood model in use (`models/mood_classifier.pkl`, XGBoost multi:softprob).
 
-    Each run trains a candidate on the older 80% of the dataset (whole sessions), early-stopped on
-    the newest tenth of that period, and scores it on the newest 20% against the baselines and the
-    model in use. The candidate (`models/candidates/`) replaces the model in use only when it is
-    not worse than the best baseline nor than the model in use; the `promotion_gate` check says
-    which happened and why.
+    A rolling-origin backtest (6 cut dates over the newest half of history; each fold's moods are
+    clustered from the plays before its cut) trains XGBoost with and without the audio features
+    and the baselines (majority, persistence, Markov chains over the last 1–3 moods) on each fold's
+    past and scores them on its future. The better recipe, refit on every row, replaces the model
+    in use only when its log loss is clearly lower than the best baseline's and the model in use's
+    (the upper end of the 95% interval of the difference below zero, resampling sessions);
+    otherwise the model in use or the best baseline serves. The `promotion_gate` check says which
+    and why.
     """
     paths = store.paths
     with writer_lock(paths.lock):
-        ds = read_parquet(paths.mood_dataset, [TARGET, "played_at", "session_id"])
+        hist = history_or_empty(paths)
+        centroids = read_centroids(paths.mood_clusters)
         window = int(parquet_metadata(paths.mood_dataset).get(WINDOW_KEY, DEFAULT_WINDOW))
         in_use, problem = model_in_use(paths.mood_classifier, "mood_classifier")
-        outcome = mood_candidate(ds, window, config.xgb(), config.gate(config.gate_metric, config.window_days), in_use, problem, dataset_context(paths.mood_dataset, len(ds)))
+        settings = config.settings([("xgboost", f) for f in config.feature_sets])
+        ctx = dataset_context(paths.mood_dataset, len(read_parquet(paths.mood_dataset, [TARGET])))
+        if centroids is None:
+            outcome = skipped_outcome("mood_classifier", "no mood clusters fitted yet", ctx, in_use is not None)
+        else:
+            outcome = mood_candidate(hist, centroids, window, settings, in_use, problem, ctx)
         report = store_outcome(paths, "mood_classifier", paths.mood_classifier, outcome, context.log)
     return dg.MaterializeResult(metadata=classifier_metadata(report, paths.mood_classifier))
 
 
 @dg.asset_check(asset=mood_classifier, blocking=True, name="promotion_gate")
 def mood_promotion_gate(store: DataStore) -> dg.AssetCheckResult:
-    """Was the newest candidate promoted? If not, why the model in use stays (worse than the best
-    baseline or than the model in use on the held-out window, or too little data)."""
+    """Was the newest candidate promoted? If not, what serves instead and why (not clearly better
+    than the best baseline or the model in use on the backtest, or too little data)."""
     return gate_result(store.paths, "mood_classifier", store.paths.mood_classifier)
 
 
 @dg.asset(deps=[mood_classifier], group_name="moods", kinds={"json"}, pool=WRITER_POOL)
 def mood_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
-    """How the newest mood candidate did (`metrics/mood_evaluation.json`): accuracy, macro F1,
-    one-vs-rest ROC-AUC and log loss on the training period and the held-out window, against the
-    majority class, "same mood as the previous track" and first-order Markov transitions, all
-    fitted on the training period and scored on the same held-out rows. Says plainly whether the
-    model beats each baseline, and whether it was promoted. Appends to `metrics/metrics_history.json`.
+    """How the newest mood candidate did on the backtest (`metrics/mood_evaluation.json`): log loss
+    (deciding), accuracy, macro F1, one-vs-rest ROC-AUC and calibration error per fold and over all
+    folds with 95% intervals, for every recipe and baseline; the differences that decided; a
+    reliability table; and one plain sentence (`summary`) saying what serves and why. Appends to
+    `metrics/metrics_history.json`.
     """
     _, meta = evaluation_result(context, store.paths, "mood_classifier", store.paths.mood_evaluation, "mood_model", MOOD_METRICS)
     return dg.MaterializeResult(metadata=meta)

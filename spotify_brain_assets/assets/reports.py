@@ -7,8 +7,13 @@ from ..ml.assign import read_centroids
 from ..ml.clusters import unique_labels
 from ..ml.drift import DriftSettings, drift_report as build_drift_report
 from ..ml.evaluation import set_run_drift
-from ..ml.model_store import ModelRefused, load_model
-from ..ml.predict import markov_next_mood, next_mood, prior_outlook, session_outlook
+from ..ml.model_store import ModelRefused, load_model, sidecar_version
+from ..ml.baselines import PLAIN
+from ..ml.backtest import plain
+from ..ml.classifiers import DEFAULT_BASELINE
+from ..ml.families import Recipe
+from ..ml.predict import baseline_next_mood, next_mood
+from ..ml.predict import outlook as outlook_for
 from ..plays.schema import is_demo
 from ..plays.store import history_or_empty
 from ..resources import DataStore, ListeningSourceResource
@@ -69,29 +74,44 @@ def drift_report(
     )
 
 
-def _why_no_model(paths, path, problem: str) -> str:
-    """The gate's verdict when a model was never promoted; the loader's refusal otherwise."""
-    report = report_path(paths, path.stem)
-    if path.exists() or not report.exists():
-        return problem
+def _report(paths, kind: str) -> dict | None:
     try:
-        return read_json(report)["decision"]["summary"]
-    except (CorruptFileError, KeyError, TypeError):
-        return problem
+        report = read_json(report_path(paths, kind), None)
+    except CorruptFileError:
+        return None
+    return report if isinstance(report, dict) else None
 
 
-def _best_prior(paths) -> str:
-    """The prior that did best in the newest session evaluation ("week" unless "day" won)."""
-    try:
-        best = read_json(report_path(paths, "session_classifier"))["decision"].get("best_baseline")
-    except (CorruptFileError, KeyError, TypeError, OSError):
-        return "week"
-    return "day" if best == "hour_of_day_prior" else "week"
+def _serving_baseline(report: dict | None, kind: str) -> str:
+    """The baseline the newest gate put in service (or would fall back to): the task's default
+    when there is no usable report."""
+    serving = ((report or {}).get("decision") or {}).get("serving") or {}
+    if serving.get("kind") == "baseline" and serving.get("name") in PLAIN:
+        return serving["name"]
+    best = ((report or {}).get("decision") or {}).get("best_baseline")
+    return best if best in PLAIN else DEFAULT_BASELINE[kind]
 
 
 def _labels(paths) -> dict[int, str]:
     centroids = read_centroids(paths.mood_clusters)
     return unique_labels(centroids) if centroids is not None else {}
+
+
+class PredictionsConfig(dg.Config):
+    staleness_days: float = 14.0  # no play for longer than this: the listener is inactive, no forecast
+    decay_half_life_days: float = 14.0  # an inactive listener's habit prior halves per this many days of silence
+
+
+def _served_model(path, kind: str, timezone: str) -> tuple[dict | None, str | None]:
+    """The model in use, or None and why it cannot serve (absent, refused, another timezone)."""
+    try:
+        bundle = load_model(path, kind)
+    except ModelRefused as exc:
+        return None, str(exc)
+    trained_tz = bundle["metadata"].get("timezone")
+    if trained_tz and trained_tz != timezone:  # its hour features would mean other hours
+        return None, f"it was trained for the timezone {trained_tz}, the listener's is {timezone}: run full_retrain"
+    return bundle, None
 
 
 @dg.asset(
@@ -100,13 +120,14 @@ def _labels(paths) -> dict[int, str]:
     kinds={"json"},
     pool=WRITER_POOL,
 )
-def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_source: ListeningSourceResource) -> dg.MaterializeResult:
-    """The current outlook (`processed/predictions.json`): the next track's mood, as a probability
-    per mood cluster, from the latest session's last plays; and the probability that a session
-    starts in each local hour of today. Computed by the promoted models from the same feature
-    functions they were trained with. Without a model in use (none promoted yet, or one that fails
-    its checksum) the best baseline answers instead — mood transitions, the hour-of-week prior —
-    and `source` and `reason` say so.
+def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, store: DataStore, listening_source: ListeningSourceResource) -> dg.MaterializeResult:
+    """The current outlook (`processed/predictions.json`), made at the listening source's clock
+    (`made_at`; a frozen clock replays any past moment): the next track's mood as a probability per
+    mood cluster, conditioned on the newest play; and the probability that a session starts in each
+    of the 24 local hours after `made_at`. Each comes from what the gate put in service, named in
+    `served` (a model with its version, or a baseline) — the model through the same feature
+    function it was trained with. A listener silent for longer than the staleness (14 days) is
+    said to be inactive, and the outlook is the decayed weekly habit, not a forecast.
     """
     paths = store.paths
     now = listening_source.now()
@@ -119,23 +140,31 @@ def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_s
             context.log.warning(str(exc))
         outlook = {}
         for key, path in (("next_mood", paths.mood_classifier), ("session_start", paths.session_classifier)):
-            try:
-                bundle, problem = load_model(path, path.stem), None
-            except ModelRefused as exc:
-                bundle, problem = None, str(exc)
-            trained_tz = bundle["metadata"].get("timezone") if bundle else None
-            if trained_tz and trained_tz != store.timezone:  # its hour features would mean other hours
-                bundle, problem = None, f"it was trained for the timezone {trained_tz}, the listener's is {store.timezone}: run full_retrain"
+            kind = path.stem
+            report = _report(paths, kind)
+            bundle, problem = _served_model(path, kind, store.timezone)
+            baseline = _serving_baseline(report, kind)
             if key == "next_mood":
-                answer = next_mood(hist, bundle, labels, store.tz) if bundle else markov_next_mood(hist, labels)
+                answer = next_mood(hist, bundle, labels, store.tz) if bundle else baseline_next_mood(hist, baseline, labels, store.tz)
+                if bundle and not answer["available"]:  # the session is too short for the model so far
+                    problem, bundle = answer["reason"], None
+                    answer = baseline_next_mood(hist, baseline, labels, store.tz)
             else:
-                answer = session_outlook(hist, bundle, store.tz, now) if bundle else prior_outlook(hist, store.tz, now, _best_prior(paths))
-            if problem:
-                why = f"no {path.stem} in use ({_why_no_model(paths, path, problem)})"
-                answer["reason"] = f"{why}; its baseline answers" if answer["available"] else f"{why}; nor can its baseline: {answer['reason']}"
+                answer = outlook_for(hist, bundle, baseline, store.tz, now, config.staleness_days, config.decay_half_life_days)
+            if bundle and answer["source"] == "model":
+                meta = bundle["metadata"]
+                name = Recipe(**meta["recipe"]).name if "recipe" in meta else meta.get("family", "model")
+                answer["served"] = {"kind": "model", "name": name, "version": sidecar_version(path)}
+            else:  # the baseline the gate chose, or the decayed habit of an inactive listener
+                answer["served"] = {"kind": "baseline", "name": answer["source"].removeprefix("baseline:"), "version": None}
+            if not bundle and not answer.get("inactive"):
+                gate_said = report["summary"] if report and (report.get("served") or {}).get("kind") == "baseline" and not path.exists() else None
+                why = gate_said or f"The {kind} cannot answer ({problem}), so {plain(baseline)} answers instead."
+                answer["reason"] = why if answer["available"] else f"{why} It cannot answer yet either: {answer['reason']}"
             outlook[key] = answer
         doc = {
             "generated_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "made_at": now.isoformat(),
             "as_of": now.isoformat(),
             "timezone": store.timezone,
             "demo_data": is_demo(hist["origin"]),
@@ -143,21 +172,23 @@ def predictions(context: dg.AssetExecutionContext, store: DataStore, listening_s
         }
         write_json(doc, paths.predictions)
     meta = {
-        "as_of": doc["as_of"],
+        "made_at": doc["made_at"],
         "demo_data": doc["demo_data"],
         "next_mood_available": doc["next_mood"]["available"],
         "session_start_available": doc["session_start"]["available"],
+        "inactive": bool(doc["session_start"].get("inactive")),
         "path": dg.MetadataValue.path(str(paths.predictions)),
     }
     for key in ("next_mood", "session_start"):
-        meta[f"{key}_source"] = doc[key]["source"]
+        served = doc[key]["served"]
+        meta[f"{key}_served"] = f"{served['kind']}: {served['name']}" + (f" ({served['version']})" if served["version"] else "")
         if doc[key]["reason"]:
             meta[f"{key}_reason"] = doc[key]["reason"]
-            context.log.warning(f"{key}: {doc[key]['reason']}")
     if doc["next_mood"]["available"]:
         meta["next_mood"] = f"{doc['next_mood']['mood_label']} ({doc['next_mood']['confidence']:.0%})"
         meta["mood_probabilities"] = md_table(pd.DataFrame(doc["next_mood"]["probabilities"]))
     if doc["session_start"]["available"]:
         meta["top_hours"] = ", ".join(f"{h['hour']:02d}:00 ({h['probability']:.0%})" for h in doc["session_start"]["top_hours"])
-        meta["today"] = md_table(pd.DataFrame(doc["session_start"]["hours"])[["hour", "probability", "past"]], max_rows=25)
+        meta["next_24_hours"] = md_table(pd.DataFrame(doc["session_start"]["hours"])[["hour_start", "lead_hours", "probability"]], max_rows=25)
+        meta["expected_sessions_next_24h"] = round(sum(h["probability"] for h in doc["session_start"]["hours"]), 3)
     return dg.MaterializeResult(metadata=meta)

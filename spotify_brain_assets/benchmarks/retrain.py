@@ -1,18 +1,21 @@
-"""Time `full_retrain` through the Dagster CLI on a synthetic history of a given size.
+"""Time `full_retrain` through the Dagster CLI on synthetic listeners, and measure the ML targets.
 
-    python -m spotify_brain_assets.benchmarks.retrain --days 1095 --plays-per-day 40
+    python -m spotify_brain_assets.benchmarks.retrain --days 1095 --listeners routine markov shuffled
 
-For each size it writes a synthetic listener's plays (the demo catalog's moods, habitual session
-hours in the listener's timezone, moods that mostly persist within a session) as one ingestion file
-in a fresh data root, then runs `dagster job execute -j full_retrain` twice in a subprocess: a
-cold run (merging the file, first fit) and a steady run (the daily refit, nothing new to merge).
-It prints the wall time of each run including Dagster's start-up, the time of every step from the
-run's event log, and the peak resident memory of the run's process.
+For each listener (see `listeners.py`: `markov` has nothing beyond hourly habits and a first-order
+mood chain, `routine` has quiet spells, follow-up sessions, a moving habit and moods that depend on
+more than the last one, `shuffled` has nothing learnable) and each history length, it writes the
+listener's plays as one ingestion file in a fresh data root, then runs `dagster job execute -j
+full_retrain` twice in a subprocess: a cold run (merging the file, first fit) and a steady run (the
+daily refit). It prints the wall time of each run including Dagster's start-up, every step's time
+from the run's event log and the run's peak resident memory; then, from the evaluation reports,
+the backtest figures the targets are stated in.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -21,11 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..plays.schema import PLAY_COLUMNS, conform, tempo_norm
-from ..sources.demo import HABITS, MOOD_NAMES, catalog
+from .listeners import KINDS, synthetic_listener
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = [
@@ -33,58 +34,11 @@ STEPS = [
     "mood_classifier", "session_classifier", "mood_evaluation", "session_evaluation", "drift_report", "predictions", "prediction_scores",
 ]
 TARGETS = {"full_retrain": 30.0, "mood_dataset": 2.0, "session_dataset": 2.0, "mood_clusters": 5.0}
-STAY = 0.85
 
 
-def synthetic_plays(days: int, plays_per_day: float, end: pd.Timestamp, tz: str, seed: int = 7) -> pd.DataFrame:
-    """About `days × plays_per_day` plays ending before `end`, every play with audio features."""
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range(end=(end.tz_convert(tz).normalize() - pd.Timedelta(days=1)).tz_localize(None), periods=days, freq="D")
-    weekend = np.asarray(dates.day_of_week >= 5)
-    habit_weekend = np.array([h[0] for h in HABITS])
-    habit_hour = np.array([h[1] for h in HABITS])
-    habit_prob = np.array([h[2] for h in HABITS])
-    habit_moods = np.array([h[3] for h in HABITS])
-    # which habitual sessions happen on which day
-    happens = (habit_weekend[None, :] == weekend[:, None]) & (rng.random((days, len(HABITS))) < habit_prob[None, :])
-    day_ix, habit_ix = np.nonzero(happens)
-    sessions_per_day = len(day_ix) / days
-    lengths = np.maximum(1, rng.geometric(1 / max(plays_per_day / sessions_per_day, 1.0), len(day_ix)))
-    start_local = dates[day_ix] + pd.to_timedelta(habit_hour[habit_ix] * 60 + rng.normal(0, 25, len(day_ix)), unit="min")
-    start = start_local.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").tz_convert("UTC")
-
-    n = int(lengths.sum())
-    session = np.repeat(np.arange(len(lengths)), lengths)
-    first = np.r_[0, np.cumsum(lengths)[:-1]]
-    gap_s = rng.integers(150, 330, n).astype("float64")
-    gap_s[first] = 0.0
-    offset = np.cumsum(gap_s) - np.repeat(np.cumsum(gap_s)[first], lengths)
-    played = start[session] + pd.to_timedelta(offset, unit="s")
-
-    # moods persist: a play switches (to a draw from the habit's weights) with probability 1 − STAY
-    switch = rng.random(n) >= STAY
-    switch[first] = True
-    segment = np.cumsum(switch) - 1
-    weights = habit_moods[habit_ix[session[switch]]]
-    draws = (rng.random(len(weights))[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
-    mood = np.minimum(draws, len(MOOD_NAMES) - 1)[segment]
-
-    cat = catalog(seed)
-    cat = cat[cat["has_features"]].sort_values("mood", kind="stable").reset_index(drop=True)
-    counts = np.bincount(cat["mood"].to_numpy(), minlength=len(MOOD_NAMES))
-    offsets = np.r_[0, np.cumsum(counts)[:-1]]
-    rows = offsets[mood] + (rng.random(n) * counts[mood]).astype("int64")
-    plays = cat.iloc[rows].reset_index(drop=True)
-    plays["played_at"] = played.as_unit("ms")
-    plays["tempo_norm"] = tempo_norm(plays["tempo"])
-    plays["origin"] = "demo"
-    plays = plays.dropna(subset=["played_at"])
-    plays = plays[plays["played_at"] < end].drop_duplicates(["track_id", "played_at"])
-    return conform(plays.sort_values("played_at"), PLAY_COLUMNS)
-
-
-def run_full_retrain(env: dict[str, str], log: Path) -> tuple[float, float, bool]:
-    """(wall seconds, peak RSS in MiB of the run's process, success); the CLI's output goes to `log`."""
+def run_full_retrain(env: dict[str, str], log: Path) -> tuple[float, float, float, bool]:
+    """(wall seconds, CPU seconds, peak RSS in MiB of the run's process, success); the CLI's output
+    goes to `log`. On a busy shared machine the CPU time is what the run would take alone."""
     cmd = [sys.executable, "-m", "dagster", "job", "execute", "-m", "spotify_brain_assets", "-j", "full_retrain"]
     started = time.perf_counter()
     with open(log, "w") as out:
@@ -92,7 +46,7 @@ def run_full_retrain(env: dict[str, str], log: Path) -> tuple[float, float, bool
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode == 0  # ru_maxrss is in KiB on Linux
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode == 0  # ru_maxrss is in KiB on Linux
 
 
 def step_seconds(home: Path) -> dict[str, float]:
@@ -105,19 +59,19 @@ def step_seconds(home: Path) -> dict[str, float]:
         return {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(run.run_id)}
 
 
-def bench(days: int, plays_per_day: float, tz: str, workdir: Path) -> list[dict]:
+def bench(kind: str, days: int, plays_per_day: float, tz: str, workdir: Path, seed: int) -> tuple[list[dict], dict]:
     end = pd.Timestamp.now(tz="UTC").floor("min")
-    root, home = workdir / f"data_{days}d", workdir / f"home_{days}d"
+    root, home = workdir / f"data_{kind}_{days}d", workdir / f"home_{kind}_{days}d"
     for path in (root, home):
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     started = time.perf_counter()
-    plays = synthetic_plays(days, plays_per_day, end, tz)
+    plays = synthetic_listener(kind, days, end, tz, plays_per_day, seed)
     key = end.strftime("%Y%m%d_%H%M%S")
     (root / "ingestions").mkdir()
     plays.to_parquet(root / "ingestions" / f"ingestion_{key}.parquet", index=False)
-    print(f"{days} days: {len(plays)} synthetic plays written in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(f"{kind}, {days} days: {len(plays)} synthetic plays written in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))},
         "DAGSTER_HOME": str(home),
@@ -128,16 +82,79 @@ def bench(days: int, plays_per_day: float, tz: str, workdir: Path) -> list[dict]
     }
     rows = []
     for label in ("cold", "steady"):
-        log = workdir / f"full_retrain_{days}d_{label}.log"
-        wall, peak, ok = run_full_retrain(env, log)
+        log = workdir / f"full_retrain_{kind}_{days}d_{label}.log"
+        wall, cpu, peak, ok = run_full_retrain(env, log)
         if not ok:
-            raise SystemExit(f"full_retrain failed on {days} days ({label}):\n{log.read_text()[-3000:]}")
-        rows.append({"days": days, "num_plays": len(plays), "run": label, "full_retrain": wall, "peak_rss_mib": peak, **step_seconds(home)})
-    return rows
+            raise SystemExit(f"full_retrain failed on {kind}, {days} days ({label}):\n{log.read_text()[-3000:]}")
+        rows.append({"listener": kind, "days": days, "num_plays": len(plays), "run": label, "full_retrain": wall, "cpu": cpu, "peak_rss_mib": peak, **step_seconds(home)})
+    return rows, figures(root, kind, days)
+
+
+def _against(report: dict, rival: str | None, metric: str) -> dict | None:
+    """The candidate's difference to `rival` (None: the best baseline) on `metric`, with its interval."""
+    return next((a for a in report.get("evidence", []) if a["role"] == "candidate_vs_baseline" and a["metric"] == metric and (a["rival"] == rival if rival else a["best"])), None)
+
+
+def figures(root: Path, kind: str, days: int) -> dict:
+    """The targets' figures, from the newest evaluation reports of a data root."""
+    session = json.loads((root / "metrics" / "session_evaluation.json").read_text())
+    mood = json.loads((root / "metrics" / "mood_evaluation.json").read_text())
+    out = {"listener": kind, "days": days}
+    for name, report in (("session", session), ("mood", mood)):
+        out[f"{name}_served"] = f"{report['served']['kind']}: {report['served']['name']}"
+        out[f"{name}_promoted"] = report["decision"]["promoted"]
+    if session["status"] == "trained":
+        test = session["candidate"]["test"]
+        for metric in ("log_loss", "brier"):
+            out[f"session_{metric}_vs_best_prior"] = _against(session, None, metric)
+        out["session_pr_auc_ratio"] = test["pr_auc"] / session["baselines"]["hour_of_week"]["pr_auc"]
+        out["session_calibration_error"] = test["calibration_error"]
+        out["session_candidate"] = session["candidate"]["name"]
+    if mood["status"] == "trained":
+        out["mood_log_loss_vs_markov_3"] = _against(mood, "markov_3", "log_loss")
+        out["mood_candidate"] = mood["candidate"]["name"]
+    return out
+
+
+def _ci(a: dict | None) -> str:
+    return "n/a" if a is None else f"{a['difference']:+.4f} [{a['low']:+.4f}, {a['high']:+.4f}] vs {a['rival']}"
+
+
+def figures_table(rows: list[dict]) -> str:
+    lines = [
+        "| listener | days | session served | log loss Δ [95% CI] | Brier Δ [95% CI] | PR-AUC / hour-of-week | calibration error | mood served | mood log loss Δ vs Markov-3 [95% CI] |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['listener']} | {r['days']} | {r['session_served']} | {_ci(r.get('session_log_loss_vs_best_prior'))} | {_ci(r.get('session_brier_vs_best_prior'))} "
+            f"| {r.get('session_pr_auc_ratio', float('nan')):.3f} | {r.get('session_calibration_error', float('nan')):.4f} | {r['mood_served']} | {_ci(r.get('mood_log_loss_vs_markov_3'))} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """The issue's targets, each checked where it applies (the longest routine history for sessions)."""
+    out = []
+    routine = [r for r in rows if r["listener"] == "routine"]
+    if routine:
+        r = max(routine, key=lambda r: r["days"])
+        ll, brier = r.get("session_log_loss_vs_best_prior"), r.get("session_brier_vs_best_prior")
+        out.append(f"session, routine {r['days']} d: beats the best prior with intervals below zero on log loss and Brier: {bool(ll and brier and ll['high'] < 0 and brier['high'] < 0)}")
+        out.append(f"session, routine {r['days']} d: PR-AUC >= 1.1 x hour-of-week prior: {r.get('session_pr_auc_ratio', 0) >= 1.1} ({r.get('session_pr_auc_ratio', 0):.3f})")
+        out.append(f"session, routine {r['days']} d: calibration error <= 0.03: {r.get('session_calibration_error', 1) <= 0.03} ({r.get('session_calibration_error', 1):.4f})")
+        m = r.get("mood_log_loss_vs_markov_3")
+        out.append(f"mood, routine {r['days']} d (depends on more than the last mood): log loss below Markov-3: {bool(m and m['high'] < 0)}")
+    for r in rows:
+        if r["listener"] == "markov":
+            out.append(f"mood, markov {r['days']} d (depends on the last mood only): the gate keeps a baseline: {not r['mood_promoted']} ({r['mood_served']})")
+        if r["listener"] == "shuffled":
+            out.append(f"shuffled {r['days']} d (nothing learnable): nothing promoted: {not r['mood_promoted'] and not r['session_promoted']}")
+    return out
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["days", "num_plays", "run", "full_retrain"] + STEPS + ["peak_rss_mib"]
+    cols = ["listener", "days", "num_plays", "run", "full_retrain", "cpu"] + STEPS + ["peak_rss_mib"]
     lines = ["| " + " | ".join(c if c not in TARGETS else f"{c} (≤ {TARGETS[c]:g} s)" for c in cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         cells = []
@@ -150,19 +167,30 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, nargs="+", default=[365], help="history lengths to benchmark (several: a row each)")
+    parser.add_argument("--days", type=int, nargs="+", default=[1095], help="history lengths to benchmark (several: a row each)")
+    parser.add_argument("--listeners", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--plays-per-day", type=float, default=40.0)
     parser.add_argument("--timezone", default="Europe/Stockholm")
+    parser.add_argument("--seed", type=int, default=7, help="draws each listener (its habits too)")
     parser.add_argument("--workdir", type=Path, help="where the data roots go (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="spotify_brain_bench_"))
+    rows, figs = [], []
     try:
-        rows = [row for days in args.days for row in bench(days, args.plays_per_day, args.timezone, workdir)]
+        for kind in args.listeners:
+            for days in args.days:
+                timed, fig = bench(kind, days, args.plays_per_day, args.timezone, workdir, args.seed)
+                rows += timed
+                figs.append(fig)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"full_retrain through `dagster job execute` on {os.cpu_count()} cores; seconds, peak RSS in MiB")
+    print(f"full_retrain through `dagster job execute` on {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}); wall seconds, the run's CPU seconds, step wall seconds, peak RSS in MiB")
     print(table(rows))
+    print("\nBacktest figures of the candidate (Δ = candidate − rival, mean over all test rows; negative is better)")
+    print(figures_table(figs))
+    print("\nTargets")
+    print("\n".join(f"- {v}" for v in verdicts(figs)))
     return 0
 
 

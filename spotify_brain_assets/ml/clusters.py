@@ -235,3 +235,17 @@ def clusters_document(fit: ClusterFit, settings: ClusterSettings, extra: dict) -
         },
         "id_matching": fit.matching,
     }
+
+
+def fold_centroids(features: pd.DataFrame, k: int, sample: int = 5_000, seed: int = 42) -> np.ndarray:
+    """K centroids fitted on (a seeded sample of) `features`: a backtest fold's moods, fitted on the
+    plays before its cut with the K chosen on all plays (choosing K again per fold would cost a
+    silhouette sweep each, and K moves little as history grows)."""
+    x = features[CLUSTER_FEATURES].to_numpy(dtype="float64")
+    sample_x = x[_seeded_sample(len(x), sample, seed)]
+    k = min(k, len(np.unique(sample_x.round(6), axis=0)))
+    if k < 1:
+        raise NotEnoughPlays("no plays before the cut to fit clusters on")
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _kmeans(k, seed, 2).fit(sample_x).cluster_centers_

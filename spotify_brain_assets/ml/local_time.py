@@ -38,9 +38,3 @@ def calendar_features(local: pd.Series) -> pd.DataFrame:
         },
         index=local.index,
     )
-
-
-def time_of_day_bucket(hour: np.ndarray | pd.Series) -> np.ndarray:
-    """morning 6–11, afternoon 12–17, evening 18–23, night 0–5 (local hours)."""
-    names = np.array(["night", "morning", "afternoon", "evening"])
-    return names[np.asarray(hour, dtype="int64") // 6]

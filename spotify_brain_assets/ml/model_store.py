@@ -62,6 +62,14 @@ def save_model(bundle: dict[str, Any], path: Path, kind: str) -> str:
     return digest
 
 
+def sidecar_version(path: Path) -> str | None:
+    """The short version of a model file (the first 12 hex digits of its SHA-256), from its sidecar."""
+    try:
+        return read_json(sidecar_path(path))["sha256"][:12]
+    except (CorruptFileError, KeyError, TypeError, FileNotFoundError):
+        return None
+
+
 def verify_model(path: Path, kind: str) -> str:
     """The file's SHA-256 when its sidecar vouches for it; ModelRefused otherwise."""
     side = sidecar_path(path)
@@ -115,3 +123,18 @@ def promote(candidate: Path, target: Path, kind: str) -> str:
     write_bytes(candidate.read_bytes(), target)
     write_bytes(sidecar_path(candidate).read_bytes(), sidecar_path(target))
     return verify_model(target, kind)
+
+
+def retire(target: Path, kind: str) -> bool:
+    """Take the model in use out of service (a baseline serves instead), keeping it as `.previous`.
+
+    The model file goes before its sidecar, so an interrupted retirement leaves no loadable model.
+    """
+    if not target.exists():
+        return False
+    for src, dst in ((target, previous_path(target)), (sidecar_path(target), sidecar_path(previous_path(target)))):
+        if src.exists():
+            write_bytes(src.read_bytes(), dst)
+    target.unlink()
+    sidecar_path(target).unlink(missing_ok=True)
+    return True

@@ -1,19 +1,23 @@
-"""Session-start features: one row per local hour, the one feature function of training and serving.
+"""Session-start features for the day-ahead outlook: the one feature function of training and serving.
 
-A row describes the hour beginning at `hour_start` (an instant; the listener's wall clock gives its
-`date` and `hour`). Every feature uses only plays before `hour_start`:
+The task is the one `predictions` serves: at a prediction time `origin` (any instant), the
+probability that a listening session starts in each of the 24 local hours after it. A row is one
+(origin, hour) pair, and every feature is known at `origin`:
 
-- rolling_listening_frequency_7d/30d: of the 7 (30) local days before this one, how many had a
-  session start in this local hour;
-- time_since_last_session: hours since the most recent session start (NaN before the first);
-- avg_session_duration_last_7d: mean duration in minutes of the sessions that started in the 7 days
-  before the hour, each as far as it was observable then (a session still running counts its plays
-  so far); 0 when there were none;
-- total_tracks_last_7d/30d: plays in the 7 (30) days before the hour.
+- the hour itself: `lead_hours` (how far ahead of origin it begins), local `hour`, `day_of_week`,
+  their sin/cos and `is_weekend`;
+- its habit, from the hours that had fully elapsed at origin: on how many of the last 7 and 30
+  days a session started in this local hour (`rolling_listening_frequency_7d/30d`), in how many of
+  the last 4 and 12 weeks one started in this hour of the week (`hour_of_week_starts_4w/12w`), and
+  the smoothed rate of this hour of the day and of the week over all history (`hour_of_day_rate`,
+  `hour_of_week_rate`, the priors the model must beat);
+- the listener's state at origin: `session_running` (a play within the session gap), minutes since
+  the last play and since the last session ended, session starts in the last 24 hours and 7 days,
+  the mean duration of the last 7 days' sessions, plays in the last 7 and 30 days.
 
-The target `target_session_start` is 1 when a session starts within the hour. Rows follow real
-elapsed hours, so a spring-forward day has 23 rows and a fall-back day 25 (its repeated local hour
-appears twice, with different instants).
+Training takes origins every few hours with seeded minute offsets (predictions run at any minute),
+so the model is trained and evaluated the way it is served. Rows follow real elapsed hours: a
+daylight-saving day has 23 or 25 local hours.
 """
 
 from __future__ import annotations
@@ -23,26 +27,47 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from ..plays.sessions import DEFAULT_GAP_MINUTES
 from .local_time import cyclical, to_local
 
 TARGET = "target_session_start"
-FEATURE_COLUMNS = [
+LEADS = 24
+SLOT_COLUMNS = [
+    "lead_hours",
     "hour",
     "hour_sin",
     "hour_cos",
+    "day_of_week",
     "day_sin",
     "day_cos",
-    "day_of_month",
     "is_weekend",
     "rolling_listening_frequency_7d",
     "rolling_listening_frequency_30d",
-    "time_since_last_session",
+    "hour_of_week_starts_4w",
+    "hour_of_week_starts_12w",
+    "hour_of_day_rate",
+    "hour_of_week_rate",
+]
+STATE_COLUMNS = [
+    "session_running",
+    "minutes_since_last_play",
+    "minutes_since_last_session_end",
+    "starts_last_24h",
+    "starts_last_7d",
     "avg_session_duration_last_7d",
     "total_tracks_last_7d",
     "total_tracks_last_30d",
 ]
+FEATURE_COLUMNS = SLOT_COLUMNS + STATE_COLUMNS
+#: columns of the dataset that are not features: what a row is about
+KEY_COLUMNS = ["origin", "hour_start"]
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
+HOUR_MS, DAY_MS, MINUTE_MS = 3_600_000, 86_400_000, 60_000
+#: "long ago" for minutes-since features before the first play (90 days)
+MINUTES_CAP = 90 * 24 * 60
+#: pseudo-observations pulling a rate toward its parent (hour of week → hour of day → overall)
+PRIOR_STRENGTH = 5.0
 
 
 def sessions_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -62,93 +87,144 @@ def local_hour_start(moment: pd.Timestamp, tz: ZoneInfo | str) -> pd.Timestamp:
 
 def hour_grid(first: pd.Timestamp, last: pd.Timestamp, tz: ZoneInfo | str) -> pd.DatetimeIndex:
     """Every local hour from the one holding `first` to the one holding `last`, as UTC instants."""
-    start = local_hour_start(first, tz)
-    end = local_hour_start(last, tz)
-    return pd.date_range(start, end, freq="h", tz="UTC").as_unit("ms")
+    return pd.date_range(local_hour_start(first, tz), local_hour_start(last, tz), freq="h", tz="UTC").as_unit("ms")
 
 
-def local_day_hours(day: pd.Timestamp, tz: ZoneInfo | str) -> pd.DatetimeIndex:
-    """The hours of one local calendar day (23, 24 or 25 of them) as UTC instants."""
-    midnight = pd.Timestamp(day.tz_convert(tz).date()).tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
-    next_midnight = pd.Timestamp((midnight + pd.Timedelta(hours=26)).date()).tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
-    hours = pd.date_range(midnight.tz_convert("UTC"), next_midnight.tz_convert("UTC"), freq="h", inclusive="left")
-    return hours.as_unit("ms")
+def smoothed_rate(starts: np.ndarray, hours: np.ndarray, parent: np.ndarray | float, strength: float = PRIOR_STRENGTH) -> np.ndarray:
+    """(starts + strength × parent) / (hours + strength): a cell's rate, shrunk toward its parent's."""
+    return (np.asarray(starts, dtype="float64") + strength * parent) / (np.asarray(hours, dtype="float64") + strength)
 
 
-def _count_before(sorted_times: np.ndarray, moments: np.ndarray) -> np.ndarray:
-    return np.searchsorted(sorted_times, moments, side="left")
+def _ms(times) -> np.ndarray:
+    return pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ms").asi8
 
 
-def session_features(history: pd.DataFrame, hours: pd.DatetimeIndex, tz: ZoneInfo | str) -> pd.DataFrame:
-    """FEATURE_COLUMNS for each hour in `hours` (UTC instants of local hour starts), plus `date` and `hour_start`."""
-    tz = ZoneInfo(tz) if isinstance(tz, str) else tz
-    hours = pd.DatetimeIndex(hours).tz_convert("UTC").as_unit("ms")
-    local = to_local(pd.Series(hours), tz)
-    t = hours.asi8  # ms since epoch
-    out = pd.DataFrame({"date": local.dt.date.to_numpy(), "hour_start": hours})
-    hour = local.dt.hour.to_numpy()
-    dow = local.dt.day_of_week.to_numpy()
-    out["hour"] = hour.astype("int64")
-    out["hour_sin"], out["hour_cos"] = cyclical(hour, 24)
-    out["day_sin"], out["day_cos"] = cyclical(dow, 7)
-    out["day_of_month"] = local.dt.day.to_numpy().astype("int64")
-    out["is_weekend"] = (dow >= 5).astype("int64")
+class _Counter:
+    """How many grid hours of a slot (local hour, or hour of the week) lie in [a, b) of the grid, in
+    all and with a session start: searchsorted on (slot, index) keys, no loop over hours."""
 
+    def __init__(self, slot: np.ndarray, started: np.ndarray):
+        self.n = len(slot) + 1
+        keys = slot.astype("int64") * self.n + np.arange(len(slot))
+        self.all, self.started = np.sort(keys), np.sort(keys[started])
+
+    def _count(self, keys: np.ndarray, slot: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        base = slot.astype("int64") * self.n
+        a, b = np.clip(a, 0, self.n - 1), np.clip(b, 0, self.n - 1)
+        return np.searchsorted(keys, base + b) - np.searchsorted(keys, base + a)
+
+    def starts(self, slot, a, b):
+        return self._count(self.started, slot, a, b)
+
+    def hours(self, slot, a, b):
+        return self._count(self.all, slot, a, b)
+
+
+def _state(history: pd.DataFrame, t: np.ndarray, gap_minutes: int) -> dict[str, np.ndarray]:
+    """The listener's state at each instant of `t` (ms), from plays strictly before it."""
     plays = np.sort(history["played_at"].dt.as_unit("ms").astype("int64").to_numpy()) if len(history) else np.empty(0, dtype="int64")
     sessions = sessions_table(history)
     starts = sessions["start"].dt.as_unit("ms").astype("int64").to_numpy()
     ends = sessions["end"].dt.as_unit("ms").astype("int64").to_numpy()
-    day_ms, hour_ms = DAY.value // 10**6, HOUR.value // 10**6
-
-    # rolling frequency: a (local day × local hour) grid of "had a session start", summed over earlier days
-    out_day = pd.to_datetime(out["date"]).to_numpy().astype("datetime64[D]")
-    start_local = to_local(sessions["start"], tz)
-    start_day = start_local.dt.date.to_numpy().astype("datetime64[D]")
-    all_days = np.concatenate([out_day, start_day, [np.datetime64("1970-01-01", "D")]]) if not len(out_day) else np.concatenate([out_day, start_day])
-    base = all_days.min()
-    n_days = int((all_days.max() - base).astype("int64")) + 2
-    grid = np.zeros((n_days, 24), dtype="int64")
-    if len(starts):
-        grid[(start_day - base).astype("int64"), start_local.dt.hour.to_numpy()] = 1
-    cum = np.vstack([np.zeros((1, 24), dtype="int64"), np.cumsum(grid, axis=0)])  # cum[d] = days before d
-    d = (out_day - base).astype("int64")
-    for days in (7, 30):
-        out[f"rolling_listening_frequency_{days}d"] = cum[d, hour] - cum[np.maximum(d - days, 0), hour]
-
-    k = _count_before(starts, t)  # sessions started before the hour
-    last_start = starts[np.maximum(k - 1, 0)] if len(starts) else np.zeros(len(t), dtype="int64")
-    out["time_since_last_session"] = np.where(k > 0, (t - last_start) / hour_ms, np.nan)
-
-    # sessions started in [t - 7d, t): all but the newest are over (the next one has begun);
-    # the newest counts its duration up to its last play before t
-    lo = _count_before(starts, t - 7 * day_ms)
-    duration = (ends - starts) / 60_000.0
-    cum_duration = np.concatenate([[0.0], np.cumsum(duration)])
-    last_play = plays[np.maximum(_count_before(plays, t) - 1, 0)] if len(plays) else np.zeros(len(t), dtype="int64")
-    newest_observed = np.where(k > 0, (last_play - last_start) / 60_000.0, 0.0)
+    before = np.searchsorted(plays, t, side="left")
+    last_play = plays[np.maximum(before - 1, 0)] if len(plays) else np.zeros(len(t), dtype="int64")
+    since_play = np.where(before > 0, (t - last_play) / MINUTE_MS, np.inf)
+    running = since_play <= gap_minutes
+    k = np.searchsorted(starts, t, side="left")  # sessions started before t
+    # the newest finished session: the one before the running one, else the newest one (ended at its last play)
+    prev_end = ends[np.maximum(k - 2, 0)] if len(ends) else np.zeros(len(t), dtype="int64")
+    since_end = np.where(running, np.where(k >= 2, (t - prev_end) / MINUTE_MS, np.inf), since_play)
+    # sessions started in [t - 7d, t): all but the newest are over; the newest counts up to its last play before t
+    lo = np.searchsorted(starts, t - 7 * DAY_MS, side="left")
+    duration = (ends - starts) / MINUTE_MS
+    cum = np.concatenate([[0.0], np.cumsum(duration)])
+    newest = np.where(k > 0, (last_play - starts[np.maximum(k - 1, 0)]) / MINUTE_MS, 0.0) if len(starts) else np.zeros(len(t))
     count = k - lo
-    total = cum_duration[np.maximum(k - 1, lo)] - cum_duration[lo] + np.where(count > 0, newest_observed, 0.0)
-    out["avg_session_duration_last_7d"] = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    total = cum[np.maximum(k - 1, lo)] - cum[lo] + np.where(count > 0, newest, 0.0)
+    return {
+        "session_running": running.astype("int64"),
+        "minutes_since_last_play": np.minimum(since_play, MINUTES_CAP),
+        "minutes_since_last_session_end": np.minimum(since_end, MINUTES_CAP),
+        "starts_last_24h": k - np.searchsorted(starts, t - DAY_MS, side="left"),
+        "starts_last_7d": count,
+        "avg_session_duration_last_7d": np.where(count > 0, total / np.maximum(count, 1), 0.0),
+        "total_tracks_last_7d": before - np.searchsorted(plays, t - 7 * DAY_MS, side="left"),
+        "total_tracks_last_30d": before - np.searchsorted(plays, t - 30 * DAY_MS, side="left"),
+    }
 
-    before = _count_before(plays, t)
-    for days in (7, 30):
-        out[f"total_tracks_last_{days}d"] = (before - _count_before(plays, t - days * day_ms)).astype("int64")
-    return out[["date", "hour_start"] + FEATURE_COLUMNS]
 
-
-def session_targets(history: pd.DataFrame, hours: pd.DatetimeIndex) -> np.ndarray:
-    """1 where a session starts within [hour_start, hour_start + 1 h), else 0."""
+def hourly_starts(history: pd.DataFrame, grid: pd.DatetimeIndex) -> np.ndarray:
+    """1 where a session starts within [hour, hour + 1 h), for each hour of `grid`."""
     starts = sessions_table(history)["start"].dt.as_unit("ms").astype("int64").to_numpy()
-    t = pd.DatetimeIndex(hours).tz_convert("UTC").as_unit("ms").asi8
-    return (_count_before(starts, t + HOUR.value // 10**6) > _count_before(starts, t)).astype("int64")
+    t = _ms(grid)
+    return (np.searchsorted(starts, t + HOUR_MS) > np.searchsorted(starts, t)).astype("int64")
 
 
-def session_dataset(history: pd.DataFrame, tz: ZoneInfo | str) -> pd.DataFrame:
-    """processed/session_start_train.parquet: every local hour from the first play's to the last play's."""
-    if len(history) == 0:
-        empty = session_features(history, pd.DatetimeIndex([], tz="UTC"), tz)
-        return empty.assign(**{TARGET: pd.Series(dtype="int64")})
-    hours = hour_grid(history["played_at"].min(), history["played_at"].max(), tz)
-    out = session_features(history, hours, tz)
-    out[TARGET] = session_targets(history, hours)
+def outlook_features(history: pd.DataFrame, origins, tz: ZoneInfo | str, gap_minutes: int = DEFAULT_GAP_MINUTES, leads: int = LEADS) -> pd.DataFrame:
+    """FEATURE_COLUMNS for the `leads` local hours after each origin (one row per pair), plus
+    `origin`, `hour_start`, `date` (the hour's local date) and TARGET where the hour is over in
+    `history` (NaN for hours after its newest play: their outcome is not known yet)."""
+    tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+    origins = pd.DatetimeIndex(origins).tz_convert("UTC").as_unit("ms")
+    if len(origins) == 0:
+        return pd.DataFrame(columns=KEY_COLUMNS + ["date"] + FEATURE_COLUMNS + [TARGET])
+    first = min(history["played_at"].min(), origins.min()) if len(history) else origins.min()
+    grid = hour_grid(first, origins.max() + (leads + 1) * HOUR, tz)
+    g = _ms(grid)
+    local = to_local(pd.Series(grid), tz)
+    hour_of_day = local.dt.hour.to_numpy()
+    dow = local.dt.day_of_week.to_numpy()
+    started = hourly_starts(history, grid).astype(bool)
+    by_hour, by_week = _Counter(hour_of_day, started), _Counter(dow * 24 + hour_of_day, started)
+
+    t0 = _ms(origins)
+    j = np.searchsorted(g, t0, side="right") - 1  # the grid hour holding each origin: hours before it have elapsed
+    first_ahead = np.where(g[j] == t0, j, j + 1)
+    rows_o = np.repeat(np.arange(len(t0)), leads)
+    idx = np.repeat(first_ahead, leads) + np.tile(np.arange(leads), len(t0))
+    jo, to = j[rows_o], t0[rows_o]
+    h, w = hour_of_day[idx], dow[idx] * 24 + hour_of_day[idx]
+
+    out = pd.DataFrame({"origin": origins[rows_o], "hour_start": grid[idx], "date": local.dt.date.to_numpy()[idx]})
+    out["lead_hours"] = (g[idx] - to) / HOUR_MS
+    out["hour"] = h.astype("int64")
+    out["hour_sin"], out["hour_cos"] = cyclical(h, 24)
+    out["day_of_week"] = dow[idx].astype("int64")
+    out["day_sin"], out["day_cos"] = cyclical(dow[idx], 7)
+    out["is_weekend"] = (dow[idx] >= 5).astype("int64")
+    for days in (7, 30):
+        out[f"rolling_listening_frequency_{days}d"] = by_hour.starts(h, jo - days * 24, jo)
+    for weeks in (4, 12):
+        out[f"hour_of_week_starts_{weeks}w"] = by_week.starts(w, jo - weeks * 168, jo)
+    zero = np.zeros_like(jo)
+    overall = np.r_[0, np.cumsum(started)][jo] / np.maximum(jo, 1)
+    out["hour_of_day_rate"] = smoothed_rate(by_hour.starts(h, zero, jo), by_hour.hours(h, zero, jo), overall)
+    out["hour_of_week_rate"] = smoothed_rate(by_week.starts(w, zero, jo), by_week.hours(w, zero, jo), out["hour_of_day_rate"].to_numpy())
+    state = _state(history, t0, gap_minutes)
+    for name in STATE_COLUMNS:
+        out[name] = state[name][rows_o]
+    newest = history["played_at"].max() if len(history) else None
+    known = (g[idx] + HOUR_MS <= _ms([newest])[0]) if newest is not None else np.zeros(len(idx), dtype=bool)
+    out[TARGET] = np.where(known, started[idx], np.nan)
     return out
+
+
+def training_origins(history: pd.DataFrame, tz: ZoneInfo | str, step_hours: int, seed: int) -> pd.DatetimeIndex:
+    """Prediction times to train on: every `step_hours` local hours from the first play's hour, each
+    at a seeded random minute (predictions are made at any minute), while a full day ahead is known."""
+    if step_hours < 1:
+        raise ValueError(f"origin step must be at least one hour, got {step_hours}")
+    if len(history) == 0:
+        return pd.DatetimeIndex([], tz="UTC").as_unit("ms")
+    newest = history["played_at"].max()
+    grid = hour_grid(history["played_at"].min(), newest, tz)[::step_hours]
+    offsets = np.random.default_rng(seed).integers(0, 60, len(grid))
+    origins = grid + pd.to_timedelta(offsets, unit="min")
+    return origins[origins + (LEADS + 1) * HOUR <= newest]
+
+
+def session_dataset(history: pd.DataFrame, tz: ZoneInfo | str, step_hours: int = 3, seed: int = 42) -> pd.DataFrame:
+    """processed/session_start_train.parquet: 24 rows (one per hour ahead) per training origin."""
+    out = outlook_features(history, training_origins(history, tz, step_hours, seed), tz)
+    out[TARGET] = out[TARGET].astype("int64")
+    return out.reset_index(drop=True)
