@@ -86,3 +86,13 @@ def materializations(result) -> dict[str, dict]:
 def step_errors(result) -> str:
     """The text of every step failure in a run, for asserting on error messages."""
     return "\n".join(str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """The network steps' Dagster RetryPolicy with millisecond waits (the real one waits 30 s, 1 and 2 min)."""
+    from spotify_brain_assets.assets.ingestion import ingestions
+    from spotify_brain_assets.assets.spotify_export import spotify_export
+
+    for asset in (ingestions, spotify_export):  # the jobs run these very op definitions
+        monkeypatch.setattr(asset.op, "_retry_policy", asset.op.retry_policy._replace(delay=0.001))
