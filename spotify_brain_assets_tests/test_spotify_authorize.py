@@ -13,6 +13,8 @@ from spotify_brain_assets.sources.authorize import AuthorizationFailed, authoriz
 
 from .spotify_fakes import tokens
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 NOW = datetime(2026, 9, 20, 12, 0, tzinfo=timezone.utc)
 
 
@@ -87,7 +89,6 @@ def test_the_cli_subcommand_gives_up_after_its_timeout(fake, tmp_path, monkeypat
     assert fake.client_secret not in out and not (tmp_path / ".env").exists()
 
 
-@pytest.mark.fast
 def test_values_that_need_quoting_read_back_unchanged_and_other_lines_stay(tmp_path):
     env = tmp_path / ".env"
     env.write_text("# mine\nexport SPOTIFY_CLIENT_ID=old\nDAGSTER_HOME=/somewhere\n")
@@ -100,7 +101,6 @@ def test_values_that_need_quoting_read_back_unchanged_and_other_lines_stay(tmp_p
     assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no draft left beside it
 
 
-@pytest.mark.fast
 def test_a_failed_write_leaves_the_old_env_whole(tmp_path, monkeypatch):
     env = tmp_path / ".env"
     env.write_text("SPOTIFY_CLIENT_ID=old\nSPOTIFY_REFRESH_TOKEN=old-token\n")

@@ -11,6 +11,8 @@ from spotify_brain_assets.sources.spotify_resource import SpotifyResource
 
 from .spotify_fakes import resource
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 CLOCK = "2026-09-20T23:00:00Z"
 
 
@@ -68,7 +70,6 @@ def test_a_reccobeats_outage_answers_no_features_so_plays_wait_as_pending(fake, 
     assert len(resource(fake, tmp_path, CLOCK, env=False).source("UTC").audio_features(["5FVd6KXrgO9B3JPmC8OPst"])) == 1
 
 
-@pytest.mark.fast
 def test_the_clock_freezes_now(monkeypatch):
     assert SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock=CLOCK).now() == pd.Timestamp(CLOCK)
     naive = SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock="2026-09-20T23:00:00")
