@@ -94,9 +94,13 @@ def test_every_asset_check_says_what_it_guarantees():
 
 @pytest.mark.fast
 def test_network_steps_are_retried_with_exponential_backoff_and_jitter():
-    for key in ("ingestions", "spotify_export"):
-        policy = defs.resolve_assets_def(key).op.retry_policy
-        assert policy.max_retries >= 2 and policy.backoff == dg.Backoff.EXPONENTIAL and policy.jitter == dg.Jitter.PLUS_MINUS
+    from spotify_brain_assets.assets.common import NETWORK_RETRY
+
+    policy = NETWORK_RETRY
+    assert policy.max_retries >= 2 and policy.backoff == dg.Backoff.EXPONENTIAL and policy.jitter == dg.Jitter.PLUS_MINUS
+    for key in ("ingestions", "spotify_export"):  # retried through retried_on_network_errors, not a retry_policy
+        op = defs.resolve_assets_def(key).op
+        assert op.retry_policy is None and hasattr(op.compute_fn.decorated_fn, "__wrapped__")
 
 
 @pytest.mark.fast

@@ -12,15 +12,7 @@ from ..plays.store import known_plays, read_ingestion_files
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import RECENTLY_PLAYED_WINDOW, SourceUnavailable
 from ..storage.files import read_json, read_parquet_or_empty, remove_stale_temporaries, write_json, write_parquet, writer_lock
-from .common import (
-    INGESTION_PARTITIONS,
-    NETWORK_RETRY,
-    WRITER_POOL,
-    path_metadata,
-    retry_only_transient_errors,
-    table,
-    table_metadata,
-)
+from .common import INGESTION_PARTITIONS, WRITER_POOL, path_metadata, retried_on_network_errors, table, table_metadata
 
 FILES_READABLE = "ingestion_files_readable"
 NO_GAP = "no_plays_lost_to_window"
@@ -75,14 +67,13 @@ class IngestionConfig(dg.Config):
     group_name="ingestion",
     kinds={"parquet"},
     pool=WRITER_POOL,
-    retry_policy=NETWORK_RETRY,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(hours=1)),
     check_specs=[
         dg.AssetCheckSpec(FILES_READABLE, asset="ingestions", description="Every ingestion file read; unreadable ones are moved to quarantine/"),
         dg.AssetCheckSpec(NO_GAP, asset="ingestions", description="No plays fell out of Spotify's 50-play window unseen"),
     ],
 )
-@retry_only_transient_errors
+@retried_on_network_errors
 def ingestions(
     context: dg.AssetExecutionContext,
     config: IngestionConfig,
@@ -95,7 +86,7 @@ def ingestions(
     `ingestions/ingestion_<key>.parquet`. Re-materializing a partition keeps the plays its file holds.
     Plays still waiting for audio features stay in `pending_features.parquet` and are retried.
     When Spotify or ReccoBeats stays down past the clients' own retries, the step runs again later
-    (three times, backing off); a spent quota skips the slot, and other errors fail it at once.
+    (up to three times, backing off); a spent quota skips the slot, and other errors fail it at once.
     An unreadable ingestion file is moved to `quarantine/` (its bytes kept) and ingestion goes on;
     plays that fell out of Spotify's 50-play window unseen are recorded in `metrics/ingestion_gaps.json`.
     """

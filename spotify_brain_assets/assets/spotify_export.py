@@ -31,7 +31,7 @@ from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
 from ..sources.http import RateLimited, ServiceFailing
 from ..storage.files import read_json, read_parquet, read_parquet_or_empty, write_json, write_parquet, writer_lock
-from .common import NETWORK_RETRY, WRITER_POOL, WRITER_RUN_TAGS, path_metadata, retry_only_transient_errors, table, table_metadata
+from .common import WRITER_POOL, WRITER_RUN_TAGS, path_metadata, retried_on_network_errors, table, table_metadata
 
 PROGRESS_LOG_SECONDS = 30.0
 RESUME_AFTER_MINUTES = 15.0
@@ -87,7 +87,6 @@ class StrictFeatures:
             raise FeaturesUnavailable(down)
         if not items and not self.answered and self.source.origin == "demo" and len(ids) >= self.DEMO_PROBE:
             raise dg.Failure(
-                allow_retries=False,
                 description=(
                     "The listening source is the built-in demo listener, which has audio features only for its own "
                     "catalog, and it knows none of this export's first tracks. Configure Spotify (README: real "
@@ -102,11 +101,10 @@ class StrictFeatures:
     group_name="ingestion",
     kinds={"parquet"},
     pool=WRITER_POOL,
-    retry_policy=NETWORK_RETRY,
     code_version="1",  # bump when a release changes what an import of the same files writes
     output_required=False,  # nothing to import: no materialization, and plays/history are skipped
 )
-@retry_only_transient_errors
+@retried_on_network_errors  # a safety net: the import pauses on these errors itself
 def spotify_export(
     context: dg.AssetExecutionContext,
     config: ExportImportConfig,
@@ -137,9 +135,7 @@ def spotify_export(
         try:
             parsed = read_export(root, config.min_play_seconds * 1000, config.limits())
         except ExportFileError as exc:
-            raise dg.Failure(
-                description=f"{exc}. Nothing was imported: replace or remove the file, then materialize again.", allow_retries=False
-            ) from exc
+            raise dg.Failure(description=f"{exc}. Nothing was imported: replace or remove the file, then materialize again.") from exc
         found = parsed.discovery
         for name, why in found.ignored:
             log.info(f"ignored {name}: {why}")
