@@ -206,8 +206,8 @@ def quarantine(path: Path, root: Path, folder: Path, reason: str) -> dict[str, A
 def writer_lock(lock_path: Path) -> Iterator[None]:
     """Serialize writers of the data root across processes (Dagster runs, CLI runs, imports).
 
-    Waits as long as another process holds it. The lock is the operating system's (flock on Unix,
-    LockFileEx on Windows), so it dies with the process holding it: a killed run never leaves it held.
+    Waits as long as another process holds it. The lock is the operating system's (filelock: flock on
+    Unix, a Windows file lock on Windows), so it dies with its process: a killed run never leaves it held.
     """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path):
