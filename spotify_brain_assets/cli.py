@@ -82,8 +82,10 @@ def run_update(instance: dg.DagsterInstance, slot: str | None = None, wait_minut
     from .automation import slot_key
     from .definitions import defs
 
-    key = slot or slot_key(defs.resources["listening_source"].now())  # the source's clock may be frozen
+    key = slot
     if slot is None:
+        with defs.resources["listening_source"].process_config_and_initialize_cm() as source:  # its dg.EnvVar resolved
+            key = slot_key(source.now())  # the source's clock may be frozen
         done = slot_run(instance, key)
         if done is not None:  # the slot sensor asks the same question, so neither repeats the other
             print(f"update: slot {key} already done by run {done.run_id} ({done.status.value}); nothing to do")

@@ -86,3 +86,11 @@ def materializations(result) -> dict[str, dict]:
 def step_errors(result) -> str:
     """The text of every step failure in a run, for asserting on error messages."""
     return "\n".join(str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """The network steps' retries with millisecond waits (the real ones wait 20 s, 1 min and 2⅓ min)."""
+    from spotify_brain_assets.assets import common
+
+    monkeypatch.setattr(common, "NETWORK_RETRY", common.NETWORK_RETRY._replace(delay=0.001))

@@ -13,6 +13,8 @@ from spotify_brain_assets.storage.paths import DataPaths
 
 from .test_predecessor import adopt
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 
 def test_source_kind_guard():
     check_source_kind(pd.Series([], dtype="string"), "demo")

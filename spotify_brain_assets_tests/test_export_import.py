@@ -291,3 +291,18 @@ def test_an_export_past_the_decompression_caps_is_refused_and_nothing_is_written
         assert f"my_spotify_data.zip:{BOMB}" in step_errors(result) and cap in step_errors(result)
         assert "Nothing was imported" in step_errors(result)
         assert set(snapshot(data_root)) == {"imports/my_spotify_data.zip"}
+
+
+def test_nothing_to_import_is_a_skip_not_a_materialization(data_root, instance):
+    demo = demo_at(CLOCK)
+    assert run_job("update", instance, data_root, demo, "20260301_120000").success
+    before = snapshot(data_root)
+    result = run_job("import_export", instance, data_root, demo)
+    assert result.success
+    assert materializations(result) == {}  # spotify_export did not materialize, so neither did plays or history
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert skipped == {"plays", "history", "history_checks"}
+    (observation,) = [e.asset_observation_data.asset_observation for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observation.metadata["status"].value == "nothing to import"
+    assert observation.metadata["looked_in"].value == str(DataPaths.at(data_root).imports)
+    assert snapshot(data_root) == before

@@ -18,6 +18,8 @@ from spotify_brain_assets.plays.merge import match_within, merge_plays
 from spotify_brain_assets.plays.schema import AUDIO_FEATURES, KEY, SESSIONIZED_COLUMNS, conform, key_in
 from spotify_brain_assets.plays.sessions import gap_rule_violations
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 A, B, C = "4uLU6hMCjMI75M1A2tKUQC", "0VjIjW4GlUZAMYd2vXMi3b", "7qiZfU4dY1lWllzX7mPBI3"
 T0 = pd.Timestamp("2024-03-15T14:00:00Z")
 

@@ -5,12 +5,15 @@ import os
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from spotify_brain_assets.assets.spotify_export import spotify_export_sensor
 from spotify_brain_assets.imports.discover import discover
 from spotify_brain_assets.storage.paths import DataPaths
 
 from .conftest import store_for
+
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
 
 
 def tick(root, cursor=None):

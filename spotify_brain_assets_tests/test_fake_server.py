@@ -7,6 +7,8 @@ import requests
 
 from spotify_brain_assets.fakes import FakeServer, Fault, make_track, reccobeats_id
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 T1 = make_track("5FVd6KXrgO9B3JPmC8OPst", "Do I Wanna Know?", ["Arctic Monkeys"], "AM", 272_394)
 T2 = make_track("6bnmRsdxYacqLSlS36EJT6", "Rich Woman", ["Robert Plant", "Alison Krauss"], "Raising Sand", 243_480)
 UNKNOWN = "0000000000000000000000"

@@ -8,6 +8,8 @@ from spotify_brain_assets.sources.http import MalformedResponse, RateLimited
 
 from .spotify_fakes import reccobeats_client
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 
 @pytest.fixture
 def fake():

@@ -52,7 +52,7 @@ def prepared(tmp_path_factory):
     ],
     ids=["expired", "revoked", "invalid-client", "401-twice", "503", "timeouts", "429-beyond-cap", "malformed-spotify", "malformed-reccobeats"],
 )
-def test_a_failed_run_changes_nothing_and_leaks_nothing(prepared, tmp_path, instance, monkeypatch, caplog, endpoint, fault, message):
+def test_a_failed_run_changes_nothing_and_leaks_nothing(prepared, tmp_path, instance, monkeypatch, caplog, quick_retries, endpoint, fault, message):
     fake, prepared_root = prepared
     root = tmp_path / "data"
     shutil.copytree(prepared_root, root)

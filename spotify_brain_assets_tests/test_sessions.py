@@ -6,6 +6,8 @@ from spotify_brain_assets.plays.merge import merge_plays
 from spotify_brain_assets.plays.schema import SESSIONIZED_COLUMNS
 from spotify_brain_assets.plays.sessions import gap_rule_violations, renumber_tail, session_ids
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 
 def plays_at(minutes, track_prefix="t", origin="demo"):
     base = pd.Timestamp("2026-01-01T08:00:00Z")

@@ -5,12 +5,15 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
+from dotenv import dotenv_values
 
 from spotify_brain_assets.cli import main
 from spotify_brain_assets.fakes import FakeServer
-from spotify_brain_assets.sources.authorize import AuthorizationFailed, authorize
+from spotify_brain_assets.sources.authorize import AuthorizationFailed, authorize, write_env
 
 from .spotify_fakes import tokens
+
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
 
 NOW = datetime(2026, 9, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -27,7 +30,8 @@ def browser(url: str) -> None:
 
 
 def read_env(path):
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    """The values as every entry point loads them (python-dotenv)."""
+    return dotenv_values(path)
 
 
 def test_the_flow_writes_a_private_env_with_a_working_refresh_token(fake, tmp_path):
@@ -83,3 +87,36 @@ def test_the_cli_subcommand_gives_up_after_its_timeout(fake, tmp_path, monkeypat
     assert code == 1 and "no answer from Spotify within 0.2 s" in out
     assert f"{fake.accounts_url}/authorize?client_id={fake.client_id}" in out
     assert fake.client_secret not in out and not (tmp_path / ".env").exists()
+
+
+def test_values_that_need_quoting_read_back_unchanged_and_other_lines_stay(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("# mine\nexport SPOTIFY_CLIENT_ID=old\nDAGSTER_HOME=/somewhere\n")
+    env.chmod(0o644)
+    values = {"SPOTIFY_CLIENT_ID": "new", "SPOTIFY_CLIENT_SECRET": "a b #c $HOME 'q' \\x"}
+    write_env(env, values)
+    assert read_env(env) == {"SPOTIFY_CLIENT_ID": "new", "DAGSTER_HOME": "/somewhere", **values}
+    assert env.read_text().startswith("# mine\n") and env.read_text().count("SPOTIFY_CLIENT_ID") == 1
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no draft left beside it
+
+
+def test_a_failed_write_leaves_the_old_env_whole(tmp_path, monkeypatch):
+    env = tmp_path / ".env"
+    env.write_text("SPOTIFY_CLIENT_ID=old\nSPOTIFY_REFRESH_TOKEN=old-token\n")
+    calls = []
+
+    def crash_on_second(path, key, value):
+        calls.append(key)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(path, key, value)
+
+    from spotify_brain_assets.sources import authorize as module
+
+    real = module.set_key
+    monkeypatch.setattr(module, "set_key", crash_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        write_env(env, {"SPOTIFY_CLIENT_ID": "new", "SPOTIFY_REFRESH_TOKEN": "new-token"})
+    assert read_env(env) == {"SPOTIFY_CLIENT_ID": "old", "SPOTIFY_REFRESH_TOKEN": "old-token"}
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]

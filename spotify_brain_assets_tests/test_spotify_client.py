@@ -9,6 +9,8 @@ from spotify_brain_assets.sources.http import ClientError, MalformedResponse
 
 from .spotify_fakes import spotify_client
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 START = pd.Timestamp("2026-09-20T20:00:00Z")
 PLAYLIST = {"type": "playlist", "uri": "spotify:playlist:37i9dQZEVXcT0vULPoxsJt", "href": "x", "external_urls": {}}
 

@@ -7,6 +7,8 @@ from spotify_brain_assets.assets.credentials import spotify_refresh_token_age
 from spotify_brain_assets.resources import DemoListenerResource
 from spotify_brain_assets.sources.spotify_resource import SpotifyResource
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 NOW = "2026-09-20T12:00:00Z"
 
 

@@ -18,6 +18,8 @@ from spotify_brain_assets.sources.http import (
 
 from .spotify_fakes import FAST, http
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 FEATURES = "/v1/audio-features"
 ID = "5FVd6KXrgO9B3JPmC8OPst"
 

@@ -10,6 +10,8 @@ from spotify_brain_assets.sources.oauth import AuthorizationExpired, InvalidClie
 
 from .spotify_fakes import http, tokens
 
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
+
 
 @pytest.fixture
 def fake():

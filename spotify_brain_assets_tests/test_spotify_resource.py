@@ -1,5 +1,6 @@
 """SpotifyResource and its source: configuration from the environment, quota skips, ReccoBeats outages."""
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -9,6 +10,8 @@ from spotify_brain_assets.sources.base import ListeningSource, SourceUnavailable
 from spotify_brain_assets.sources.spotify_resource import SpotifyResource
 
 from .spotify_fakes import resource
+
+pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
 
 CLOCK = "2026-09-20T23:00:00Z"
 
@@ -28,6 +31,10 @@ def test_the_source_follows_the_protocol_and_reads_urls_from_the_environment(fak
     monkeypatch.setenv("SPOTIFY_REFRESH_TOKEN_AUTHORIZED_AT", "2026-08-01T10:00:00+00:00")
     configured = listening_source_from_env()
     assert isinstance(configured, SpotifyResource)
+    # the UI shows the variable each setting came from
+    for field, name in [("api_url", "SPOTIFY_API_URL"), ("accounts_url", "SPOTIFY_ACCOUNTS_URL"),
+                        ("reccobeats_url", "RECCOBEATS_API_URL"), ("authorized_at", "SPOTIFY_REFRESH_TOKEN_AUTHORIZED_AT")]:
+        assert isinstance(getattr(configured, field), dg.EnvVar) and getattr(configured, field).env_var_name == name
     with configured.process_config_and_initialize_cm() as resolved:  # dg.EnvVar resolved, as in a run
         fake.add_play(make_track(name="Hello", artists=["Band"]), "2026-09-20T22:00:00Z")
         source = resolved.source("Europe/Stockholm")
@@ -37,9 +44,10 @@ def test_the_source_follows_the_protocol_and_reads_urls_from_the_environment(fak
         assert resolved.authorization_date() == "2026-08-01T10:00:00+00:00"
         assert len(source.recently_played(None)) == 1 and source.backfill(pd.Timestamp(CLOCK).to_pydatetime()) == []
     assert resolved._sources == []  # teardown closed the run's HTTP sessions
-    monkeypatch.delenv("SPOTIFY_API_URL")
-    assert resolved.urls()["api"] == "https://api.spotify.com"
     assert "fake-client-secret" not in repr(resolved)
+    monkeypatch.delenv("SPOTIFY_API_URL")
+    unset = listening_source_from_env()
+    assert unset.api_url is None and unset.urls()["api"] == "https://api.spotify.com"  # an unset variable: the default
 
 
 def test_quota_exceeded_makes_the_source_unavailable(fake, tmp_path):
@@ -62,7 +70,6 @@ def test_a_reccobeats_outage_answers_no_features_so_plays_wait_as_pending(fake, 
     assert len(resource(fake, tmp_path, CLOCK, env=False).source("UTC").audio_features(["5FVd6KXrgO9B3JPmC8OPst"])) == 1
 
 
-@pytest.mark.fast
 def test_the_clock_freezes_now(monkeypatch):
     assert SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock=CLOCK).now() == pd.Timestamp(CLOCK)
     naive = SpotifyResource(client_id="a", client_secret="b", refresh_token="c", clock="2026-09-20T23:00:00")

@@ -4,16 +4,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from spotify_brain_assets.plays.schema import KEY
 from spotify_brain_assets.plays.sessions import gap_rule_violations
 from spotify_brain_assets.storage.paths import DataPaths
 
-from .conftest import cli_env, demo_at, materializations, run_job
+from .conftest import REPO, cli_env, demo_at, materializations, run_job
 
 
 def test_two_updates_started_together_never_interleave_writes(tmp_path, data_root, instance, dagster_home):
@@ -77,6 +79,7 @@ def test_a_process_killed_while_writing_history_leaves_the_previous_file(tmp_pat
     assert len(pd.read_parquet(paths.history)) > 0
 
 
+@pytest.mark.fast
 def test_atomic_writes_keep_the_mode_a_plain_write_would_give(tmp_path):
     from spotify_brain_assets.storage.files import write_json
 
@@ -158,3 +161,37 @@ def test_the_next_run_removes_the_temporaries_of_killed_writers_and_nothing_else
     assert all(path.read_bytes() == b"keep me" for path in stay) and link.is_symlink()
     assert materializations(result)["ingestions"]["stale_temporaries_removed"] == 2
     assert len(pd.read_parquet(paths.history)) > 0 and len(pd.read_parquet(paths.history_previous)) > 0
+
+
+def test_the_writer_lock_waits_for_another_process_and_dies_with_it(tmp_path):
+    from spotify_brain_assets.runtime.doctor import lock_is_free
+    from spotify_brain_assets.storage.files import writer_lock
+
+    paths = DataPaths.at(tmp_path / "data")
+    hold = f"import time; from pathlib import Path; from spotify_brain_assets.storage.files import writer_lock\n" \
+           f"with writer_lock(Path({str(paths.lock)!r})):\n    print('held', flush=True); time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert not lock_is_free(paths)  # the doctor's probe sees the holder, without waiting
+        acquired = threading.Event()
+
+        def writer():
+            with writer_lock(paths.lock):
+                acquired.set()
+
+        threading.Thread(target=writer, daemon=True).start()
+        assert not acquired.wait(0.5)  # a second writer waits...
+        holder.kill()  # ...until the holder dies: a killed run leaves no lock behind
+        assert acquired.wait(10)
+        assert lock_is_free(paths)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_code_location_loads_where_fcntl_does_not_exist():
+    """Windows has no fcntl: nothing of ours may import it (filelock picks the platform's lock)."""
+    code = "import sys; sys.modules['fcntl'] = None; import spotify_brain_assets.definitions, spotify_brain_assets.runtime.doctor"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

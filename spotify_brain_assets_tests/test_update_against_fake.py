@@ -104,7 +104,7 @@ def test_a_day_of_slots_with_faults_keeps_every_play_exactly_once(fake, instance
         assert result.success, step_errors(result)
         meta = materializations(result)
         if expect == "skipped":
-            assert snapshot(data_root) == before and meta["ingestions"]["plays_in_file"] == 0
+            assert snapshot(data_root) == before and "plays_in_file" not in meta["ingestions"]  # nothing fetched, no file
             return meta["ingestions"]["skipped"]
         return meta
 
@@ -187,7 +187,7 @@ def test_spotify_brain_clock_freezes_the_spotify_source_so_the_7_day_rule_can_be
         fake.set_clock(moment)
         monkeypatch.setenv("SPOTIFY_BRAIN_CLOCK", moment)
         source = listening_source_from_env()
-        assert isinstance(source, SpotifyResource) and source.now() == pd.Timestamp(moment)
+        assert isinstance(source, SpotifyResource) and source.clock.env_var_name == "SPOTIFY_BRAIN_CLOCK"
         result = run_job("update", instance, data_root, source, pd.Timestamp(moment).strftime("%Y%m%d_%H%M%S"))
         return materializations(result)["ingestions"]
 
@@ -199,3 +199,26 @@ def test_spotify_brain_clock_freezes_the_spotify_source_so_the_7_day_rule_can_be
     assert unavailable["played_at"].tolist() == [waiting]
     assert unavailable["first_seen_at"].tolist() == [pd.Timestamp("2026-09-20T11:00:00Z")]  # the frozen clock, not the wall's
     assert len(pd.read_parquet(DataPaths.at(data_root).pending_features)) == 0
+
+
+def attempts(result, step: str = "ingestions") -> int:
+    return 1 + sum(e.event_type_value == "STEP_RESTARTED" and e.step_key == step for e in result.all_events)
+
+
+def test_an_outage_longer_than_the_clients_retries_is_retried_by_dagster_and_other_errors_are_not(fake, instance, data_root, quick_retries):
+    track = make_track(name="Hello")
+    fake.set_features(track["id"])
+    fake.add_play(track, "2026-09-20T07:00:00Z")
+    moment = pd.Timestamp("2026-09-20T08:00:00Z")
+    fake.set_clock(moment)
+    source = resource(fake, data_root, moment.isoformat())
+    fake.inject("recently_played", Fault.server_error(503), times=4)  # every attempt of the step's first try
+    result = run_job("update", instance, data_root, source, "20260920_080000", raise_on_error=False)
+    assert result.success and attempts(result) == 2, step_errors(result)
+    assert len(pd.read_parquet(DataPaths.at(data_root).history)) == 1
+
+    before = snapshot(data_root)
+    fake.inject("token", Fault.invalid_grant("Refresh token revoked"), times=None)
+    result = run_job("update", instance, data_root, source, "20260920_083000", raise_on_error=False)
+    assert not result.success and attempts(result) == 1  # the same on every attempt: fails at once
+    assert "spotify-brain authorize" in step_errors(result) and snapshot(data_root) == before

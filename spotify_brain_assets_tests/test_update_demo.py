@@ -41,6 +41,13 @@ def test_first_slot_writes_its_file_and_history_with_the_demo_backfill(instance,
     assert meta["ingestions"]["demo_data"] is True and meta["history"]["demo_data"] is True
     assert meta["ingestions"]["pending_features"] > 0  # the demo has tracks without features
     assert all(c.passed for c in result.get_asset_check_evaluations())
+    # the catalog's row count and column schema describe the files as written
+    for key, path in [("ingestions", paths.ingestion_file(FIRST[1])), ("plays", paths.plays), ("history", paths.history)]:
+        written = pd.read_parquet(path)
+        assert meta[key]["dagster/row_count"] == len(written) and meta[key]["path"] == str(path)
+        assert [c.name for c in meta[key]["dagster/column_schema"].columns] == list(written.columns)
+    pending = meta["ingestions"]["pending_preview"]
+    assert isinstance(pending, dg.TableMetadataValue) and 0 < len(pending.records) <= 10
 
 
 def test_a_later_slot_adds_only_new_plays_including_late_ones(instance, data_root):

@@ -13,13 +13,23 @@ from ..resources import DataStore
 from ..storage.files import parquet_metadata, read_parquet
 from .history import GAP_MINUTES, history
 
-HISTORY_CHECKS = ["no_duplicates", "no_nulls", "sorted_by_played_at", "sessions_follow_gap_rule", "no_play_lost"]
+#: each check on history and what it guarantees (the UI shows this as the check's description)
+HISTORY_CHECKS = {
+    "no_duplicates": "No play is stored twice: (track_id, played_at) is unique.",
+    "no_nulls": "No column of history.parquet has a missing value.",
+    "sorted_by_played_at": "Plays are in played_at order.",
+    "sessions_follow_gap_rule": "A new session (the next id) starts exactly where the pause since the previous play "
+    "exceeds the gap (30 minutes unless configured).",
+    "no_play_lost": "Every play of the previous history is still there (an imported play replaced by the API's "
+    "record of the same play counts as replaced, not lost).",
+}
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=history, blocking=True) for name in HISTORY_CHECKS]
+    specs=[dg.AssetCheckSpec(name, asset=history, blocking=True, description=text) for name, text in HISTORY_CHECKS.items()]
 )
 def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
+    """Blocking checks on history: a failure stops everything downstream of it in the run."""
     paths = store.paths
     df = history_or_empty(paths)
     dupes = int(df.duplicated(KEY).sum())

@@ -45,7 +45,7 @@ def spotify_refresh_token_age(listening_source: ListeningSourceResource) -> dg.A
                 f"{'unreadable' if authorized_at else 'not set'}). Spotify expires refresh tokens 6 months after "
                 "authorization; run `spotify-brain authorize` to record a fresh token with its date."
             ),
-            metadata={"authorized_at": authorized_at or "unknown"},
+            metadata={"authorized_at": authorized_at} if authorized_at else {},
         )
     days = round(age / pd.Timedelta(days=1), 1)
     left = round(EXPIRES_AFTER_DAYS - days, 1)

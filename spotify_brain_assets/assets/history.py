@@ -11,7 +11,7 @@ from ..plays.sessions import DEFAULT_GAP_MINUTES
 from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_files, read_ledger, unmerged_files
 from ..resources import DataStore
 from ..storage.files import keep_previous, parquet_metadata, remove_stale_temporaries, write_json, write_parquet, writer_lock
-from .common import INGESTION_PARTITIONS, WRITER_POOL, md_table
+from .common import INGESTION_PARTITIONS, WRITER_POOL, table, table_metadata
 from .ingestion import FILES_READABLE, files_readable_check, ingestions, quarantine_table
 from .spotify_export import spotify_export
 
@@ -28,6 +28,7 @@ class SessionConfig(dg.Config):
     group_name="history",
     kinds={"parquet"},
     pool=WRITER_POOL,
+    code_version="1",  # bump when a release changes merging or sessionizing
     check_specs=[dg.AssetCheckSpec(FILES_READABLE, asset="plays", description="Every ingestion file merged; unreadable ones are moved to quarantine/")],
 )
 def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataStore) -> dg.MaterializeResult:
@@ -69,7 +70,7 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
     return dg.MaterializeResult(
         check_results=[files_readable_check(quarantined)],
         metadata={
-            "rows": len(merged),
+            **table_metadata(merged),
             "added": len(added),
             "files_merged": len(todo),
             "export_merged": export_version is not None,
@@ -81,7 +82,7 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
             "quarantined_files": len(quarantined),
             "quarantined": quarantine_table(quarantined),
             "stale_temporaries_removed": len(removed),
-            "path": dg.MetadataValue.path(str(paths.plays)),
+            "path": dg.MetadataValue.path(str(paths.plays)),  # written above, also when empty
         },
     )
 
@@ -100,7 +101,13 @@ def assign_moods(plays_df: pd.DataFrame, previous: pd.DataFrame | None, centroid
     return conform(out, HISTORY_COLUMNS)
 
 
-@dg.asset(deps=[plays, dg.AssetKey("mood_clusters")], group_name="history", kinds={"parquet"}, pool=WRITER_POOL)
+@dg.asset(
+    deps=[plays, dg.AssetKey("mood_clusters")],
+    group_name="history",
+    kinds={"parquet"},
+    pool=WRITER_POOL,
+    code_version="1",  # bump when a release changes how moods are assigned
+)
 def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
     """The one clean history: every play with features, its session and its observed mood cluster.
 
@@ -128,15 +135,14 @@ def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.Materiali
     per_cluster = out["mood_cluster_id"].value_counts().rename_axis("mood_cluster_id").reset_index(name="plays")
     return dg.MaterializeResult(
         metadata={
-            "rows": len(out),
+            **table_metadata(out),
             "added": added,
             "sessions": int(out["session_id"].nunique()),
-            "first_play": str(out["played_at"].min()) if len(out) else "none",
-            "last_play": str(out["played_at"].max()) if len(out) else "none",
+            **({"first_play": str(out["played_at"].min()), "last_play": str(out["played_at"].max())} if len(out) else {}),
             "reassigned_all_moods": refit,
             "unassigned_moods": unassigned,
             "demo_data": is_demo(out["origin"]),
-            "plays_per_mood": md_table(per_cluster.sort_values("mood_cluster_id")),
-            "path": dg.MetadataValue.path(str(paths.history)),
+            "plays_per_mood": table(per_cluster.sort_values("mood_cluster_id")),
+            "path": dg.MetadataValue.path(str(paths.history)),  # written above, also when empty
         }
     )

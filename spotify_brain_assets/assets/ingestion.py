@@ -12,7 +12,7 @@ from ..plays.store import known_plays, read_ingestion_files
 from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import RECENTLY_PLAYED_WINDOW, SourceUnavailable
 from ..storage.files import read_json, read_parquet_or_empty, remove_stale_temporaries, write_json, write_parquet, writer_lock
-from .common import INGESTION_PARTITIONS, WRITER_POOL, md_table
+from .common import INGESTION_PARTITIONS, WRITER_POOL, path_metadata, retried_on_network_errors, table, table_metadata
 
 FILES_READABLE = "ingestion_files_readable"
 NO_GAP = "no_plays_lost_to_window"
@@ -31,11 +31,12 @@ def files_readable_check(quarantined: list[dict]) -> dg.AssetCheckResult:
 
 
 def quarantine_table(quarantined: list[dict]) -> dg.MetadataValue:
-    return md_table(pd.DataFrame(quarantined, columns=["original_path", "quarantined_path", "reason"]))
+    return table(pd.DataFrame(quarantined, columns=["original_path", "quarantined_path", "reason"]))
 
 
 def gap_metadata(gap: dict | None) -> dict:
-    return {"gap_estimated_plays": gap["estimated_plays"] if gap else 0, "gap": f"{gap['from']} → {gap['to']}" if gap else "none"}
+    """The estimate of plays lost to the window (0: none lost, plotted run by run) and the span when there is one."""
+    return {"gap_estimated_plays": gap["estimated_plays"], "gap": f"{gap['from']} → {gap['to']}"} if gap else {"gap_estimated_plays": 0}
 
 
 def gap_check(gap: dict | None) -> dg.AssetCheckResult:
@@ -72,6 +73,7 @@ class IngestionConfig(dg.Config):
         dg.AssetCheckSpec(NO_GAP, asset="ingestions", description="No plays fell out of Spotify's 50-play window unseen"),
     ],
 )
+@retried_on_network_errors
 def ingestions(
     context: dg.AssetExecutionContext,
     config: IngestionConfig,
@@ -83,6 +85,8 @@ def ingestions(
     One partition per ingestion slot (UTC `YYYYMMDD_HHMMSS`), written to
     `ingestions/ingestion_<key>.parquet`. Re-materializing a partition keeps the plays its file holds.
     Plays still waiting for audio features stay in `pending_features.parquet` and are retried.
+    When Spotify or ReccoBeats stays down past the clients' own retries, the step runs again later
+    (up to three times, backing off); a spent quota skips the slot, and other errors fail it at once.
     An unreadable ingestion file is moved to `quarantine/` (its bytes kept) and ingestion goes on;
     plays that fell out of Spotify's 50-play window unseen are recorded in `metrics/ingestion_gaps.json`.
     """
@@ -124,7 +128,7 @@ def ingestions(
         except SourceUnavailable as exc:
             context.log.warning(f"ingestion skipped, nothing stored: {exc}")
             return dg.MaterializeResult(
-                metadata={"skipped": str(exc), "plays_in_file": 0, "quarantined_files": len(quarantined)},
+                metadata={"skipped": str(exc), "quarantined_files": len(quarantined)},
                 check_results=[files_readable_check(quarantined), gap_check(None)],
             )
 
@@ -153,13 +157,14 @@ def ingestions(
         check_results=[files_readable_check(quarantined), gap_check(gap)],
         metadata={
             **stats,
-            "path": dg.MetadataValue.path(str(target)),
+            **(table_metadata(result.plays) if target.exists() else {}),
+            **path_metadata(target),
             "cursor_after": str(after) if after is not None else "none (fresh data root)",
             "origin": source.origin,
             "demo_data": source.origin == "demo",
             "backfill_plays": len(backfill or []),
-            "newest_play": str(result.plays["played_at"].max()) if len(result.plays) else "none",
-            "pending_preview": md_table(result.pending[["track_id", "track_name", "played_at", "attempts"]], 10),
+            **({"newest_play": str(result.plays["played_at"].max())} if len(result.plays) else {}),
+            "pending_preview": table(result.pending[["track_id", "track_name", "played_at", "attempts"]], 10),
             **gap_metadata(gap),
             "quarantined_files": len(quarantined),
             "quarantined": quarantine_table(quarantined),

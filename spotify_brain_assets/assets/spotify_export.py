@@ -5,6 +5,7 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -30,7 +31,7 @@ from ..resources import DataStore, ListeningSourceResource
 from ..sources.base import SourceUnavailable
 from ..sources.http import RateLimited, ServiceFailing
 from ..storage.files import read_json, read_parquet, read_parquet_or_empty, write_json, write_parquet, writer_lock
-from .common import WRITER_POOL, WRITER_RUN_TAGS, md_table
+from .common import WRITER_POOL, WRITER_RUN_TAGS, path_metadata, retried_on_network_errors, table, table_metadata
 
 PROGRESS_LOG_SECONDS = 30.0
 RESUME_AFTER_MINUTES = 15.0
@@ -96,13 +97,20 @@ class StrictFeatures:
         return items
 
 
-@dg.asset(group_name="ingestion", kinds={"parquet"}, pool=WRITER_POOL)
+@dg.asset(
+    group_name="ingestion",
+    kinds={"parquet"},
+    pool=WRITER_POOL,
+    code_version="1",  # bump when a release changes what an import of the same files writes
+    output_required=False,  # nothing to import: no materialization, and plays/history are skipped
+)
+@retried_on_network_errors  # a safety net: the import pauses on these errors itself
 def spotify_export(
     context: dg.AssetExecutionContext,
     config: ExportImportConfig,
     store: DataStore,
     listening_source: ListeningSourceResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     """Years of listening from Spotify's personal data export ("Download your data" in your account's privacy settings).
 
     Put the export as Spotify delivers it — `my_spotify_data.zip`, or its extracted JSON files — into
@@ -115,6 +123,8 @@ def spotify_export(
     already polled from the API (whose record wins). Audio features come from ReccoBeats in batches,
     saved as they arrive: an interrupted import continues where it stopped. Result:
     `processed/export_plays.parquet` (with the export's skipped, shuffle, reason and ms_played columns).
+    With no export in the folder there is nothing to import: the step is skipped (no materialization;
+    an observation on this asset says where it looked), and so are plays and history after it.
     """
     paths = store.paths
     root = Path(config.path).expanduser() if config.path else paths.imports
@@ -130,8 +140,12 @@ def spotify_export(
         for name, why in found.ignored:
             log.info(f"ignored {name}: {why}")
         if not found.files:
-            log.warning(f"no Spotify export found in {root}: put my_spotify_data.zip (or its JSON files) there")
-            return dg.MaterializeResult(metadata={"path": str(root), "files": 0, "ignored_files": len(found.ignored), "status": "no export found"})
+            log.info(f"nothing to import: no Spotify export in {root}; put my_spotify_data.zip (or its JSON files) there")
+            yield dg.AssetObservation(
+                asset_key=context.asset_key,
+                metadata={"status": "nothing to import", "looked_in": str(root), "ignored_files": len(found.ignored)},
+            )
+            return
         log.info(f"parsed {len(found.files)} files: {len(parsed.plays)} music plays kept, {sum(parsed.skipped.values())} rows skipped")
 
         store_plays, _ = load_plays(paths)
@@ -218,24 +232,25 @@ def spotify_export(
     new = done.plays[~key_in(done.plays, previous)]
     kept, replaces = reconcile(store_plays, conform(new, PLAY_COLUMNS), tolerance) if len(store_plays) and len(new) else (new.index, [])
     skipped = pd.DataFrame(sorted(parsed.skipped.items(), key=lambda kv: -kv[1]), columns=["reason", "rows"])
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
+            **table_metadata(conform_export(done.plays)),
             "status": f"paused: {outcome.paused}" if outcome.paused else "complete",
-            "path": str(root),
+            "imported_from": str(root),
             "files": len(found.files),
             "ignored_files": len(found.ignored),
-            "files_read": md_table(parsed.files),
-            "ignored": md_table(pd.DataFrame(found.ignored, columns=["file", "why"])),
+            "files_read": table(parsed.files),
+            "ignored": table(pd.DataFrame(found.ignored, columns=["file", "why"])),
             "plays_in_files": plan.stats["plays_in_files"],
             "rows_skipped": int(sum(parsed.skipped.values())),
             "mib_read": round(parsed.bytes_read / MIB, 1),
-            "skipped_by_reason": md_table(skipped),
+            "skipped_by_reason": table(skipped),
             "copies_within_an_export": plan.stats["copies_within_an_export"],
             "duplicates_across_exports": plan.stats["duplicates_across_exports"],
             "account_plays_identified": plan.stats["account_plays_identified"],
             "account_plays_unidentified": plan.stats["account_plays_unidentified"],
-            "unidentified_preview": md_table(unidentified, 10),
-            "tracks": int(plan.plays["track_id"].nunique()) if len(plan.plays) else 0,
+            "unidentified_preview": table(unidentified, 10),
+            "tracks": int(plan.plays["track_id"].nunique()),
             "tracks_needing_features": len(todo),
             "feature_requests": outcome.batches,
             "features_found": outcome.found,
@@ -249,7 +264,7 @@ def spotify_export(
             "replacing_less_precise_plays": int(len(replaces)),
             "file_changed": written,
             "tolerance_seconds": config.tolerance_seconds,
-            "export_plays_path": dg.MetadataValue.path(str(paths.export_plays)),
+            **path_metadata(paths.export_plays),
         }
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from ..plays.ingest import CACHE_COLUMNS, PENDING_COLUMNS, UNAVAILABLE_COLUMNS
 from ..plays.schema import SESSIONIZED_COLUMNS, MixedSourcesError, check_source_kind
@@ -44,15 +44,14 @@ def _parquet_columns(paths: DataPaths) -> dict[Path, list[str]]:
 
 
 def lock_is_free(paths: DataPaths) -> bool:
+    """Whether no run holds the writer lock now (one try, no waiting; storage/files.py `writer_lock`)."""
     if not paths.lock.exists():
         return True
-    with open(paths.lock, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return True
+    try:
+        with FileLock(paths.lock, timeout=0):
+            return True
+    except Timeout:
+        return False
 
 
 def check_data_root(paths: DataPaths, source_origin: str | None, repair: bool) -> list[Finding]:

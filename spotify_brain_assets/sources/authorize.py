@@ -15,6 +15,7 @@ import getpass
 import os
 import secrets
 import subprocess
+import tempfile
 import threading
 import webbrowser
 from datetime import datetime, timezone
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from dotenv import set_key
+
 from .http import ClientError, HttpClient, RetryPolicy
-from .oauth import SCOPE, write_secret_file
+from .oauth import SCOPE
 from .spotify_resource import ACCOUNTS_URL_ENV, AUTHORIZED_AT_ENV, DEFAULT_ACCOUNTS_URL
 
 DEFAULT_PORT = 8888
@@ -192,15 +195,24 @@ def _exchange(accounts_url: str, client_id: str, client_secret: str, code: str, 
 
 
 def write_env(path: Path, values: dict[str, str]) -> None:
-    """Set `values` in a dotenv file, keeping its other lines; the file ends up 0600."""
-    kept = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            name = line.strip().removeprefix("export ").split("=", 1)[0].strip()
-            if name not in values:
-                kept.append(line)
-    lines = kept + [f"{name}={value}" for name, value in values.items()]
-    write_secret_file(path, "\n".join(lines) + "\n")
+    """Set `values` in a dotenv file, keeping its other lines: all of them or none, and the file ends up 0600.
+
+    python-dotenv's `set_key` writes each line (single-quoted, so `#`, spaces and `$` survive), on a
+    private draft beside the file that then replaces it: a crash leaves the old file whole.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+    draft = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(path.read_text(encoding="utf-8") if path.exists() else "")
+        for key, value in values.items():
+            set_key(draft, key, value)  # keeps the draft's mode
+        with open(draft, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def _tracked_by_git(path: Path) -> bool:

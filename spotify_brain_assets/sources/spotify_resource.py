@@ -75,16 +75,16 @@ class SpotifyResource(ListeningSourceResource):
     """Your Spotify listening: recently-played plays from Spotify, audio features from ReccoBeats.
 
     Credentials come from the environment (SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET,
-    SPOTIFY_REFRESH_TOKEN, written by `spotify-brain authorize`). Base URLs default to
-    SPOTIFY_ACCOUNTS_URL / SPOTIFY_API_URL / RECCOBEATS_API_URL, else the real services.
+    SPOTIFY_REFRESH_TOKEN, written by `spotify-brain authorize`); so do the base URLs
+    (SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, RECCOBEATS_API_URL) when they are set, else the real services.
     """
 
     client_id: str = Field(repr=False)
     client_secret: str = Field(repr=False)
     refresh_token: str = Field(repr=False)
-    accounts_url: str | None = None  # None: $SPOTIFY_ACCOUNTS_URL, else https://accounts.spotify.com
-    api_url: str | None = None  # None: $SPOTIFY_API_URL, else https://api.spotify.com
-    reccobeats_url: str | None = None  # None: $RECCOBEATS_API_URL, else https://api.reccobeats.com
+    accounts_url: str | None = None  # None: https://accounts.spotify.com
+    api_url: str | None = None  # None: https://api.spotify.com
+    reccobeats_url: str | None = None  # None: https://api.reccobeats.com
     token_file: str | None = None  # rotated refresh token; None: <data root>/.secrets/spotify_refresh_token.json
     authorized_at: str | None = None  # ISO date of authorization; None: $SPOTIFY_REFRESH_TOKEN_AUTHORIZED_AT
     connect_timeout_s: float = 5.0
@@ -100,9 +100,9 @@ class SpotifyResource(ListeningSourceResource):
 
     def urls(self) -> dict[str, str]:
         return {
-            "accounts": self.accounts_url or os.environ.get(ACCOUNTS_URL_ENV) or DEFAULT_ACCOUNTS_URL,
-            "api": self.api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL,
-            "reccobeats": self.reccobeats_url or os.environ.get(RECCOBEATS_URL_ENV) or DEFAULT_RECCOBEATS_URL,
+            "accounts": self.accounts_url or DEFAULT_ACCOUNTS_URL,
+            "api": self.api_url or DEFAULT_API_URL,
+            "reccobeats": self.reccobeats_url or DEFAULT_RECCOBEATS_URL,
         }
 
     def token_path(self) -> Path:

@@ -7,7 +7,6 @@ the target, so a crash leaves either the old file or the new one, never half of 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -22,6 +21,7 @@ from typing import Any, Iterator
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 
 def _default_mode() -> int:
@@ -204,11 +204,11 @@ def quarantine(path: Path, root: Path, folder: Path, reason: str) -> dict[str, A
 
 @contextlib.contextmanager
 def writer_lock(lock_path: Path) -> Iterator[None]:
-    """Serialize writers of the data root across processes (Dagster runs, CLI runs, imports)."""
+    """Serialize writers of the data root across processes (Dagster runs, CLI runs, imports).
+
+    Waits as long as another process holds it. The lock is the operating system's (filelock: flock on
+    Unix, a Windows file lock on Windows), so it dies with its process: a killed run never leaves it held.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with FileLock(lock_path):
+        yield
