@@ -55,7 +55,7 @@ def test_update_slots_log_every_prediction_once_and_score_them(instance, data_ro
     assert not log.duplicated(LOG_KEY).any()
     mood = log[log["task"] == "next_mood"]
     assert set(mood["predictor"]) == {"served", "markov", "persistence"}
-    assert set(mood.loc[mood["predictor"] == "served", "version"]) == {"baseline:markov"}  # no model trained: the gate's baseline serves
+    assert set(mood.loc[mood["predictor"] == "served", "version"]) == {"baseline:markov_1"}  # no model trained: the gate's baseline serves
     assert (mood.groupby(["made_at", "predictor"])["probability"].sum().round(4) == 1).all()
     hours = log[log["task"] == "session_start"]
     assert (hours["hour_start"] >= hours["made_at"]).all()
