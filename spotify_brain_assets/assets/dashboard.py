@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from ..dashboard import website
 from ..dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
 from ..dashboard.deploy import DeployError, deploy
 from ..dashboard.page import render_page, render_recap_page
@@ -152,8 +153,9 @@ def dashboard(
     with writer_lock(paths.lock):
         inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion, scheduled_jobs(context.instance))
         data = build_dashboard(inputs)
-        data["next_prediction"]["recommended_tracks"] = _recommend(
-            listening_source.source(store.timezone), inputs.history, data["next_prediction"], config.recommendations, context.log
+        data["next_prediction"]["recommended_tracks"] = website.with_images(
+            _recommend(listening_source.source(store.timezone), inputs.history, data["next_prediction"], config.recommendations, context.log),
+            inputs.history,
         )
         data, leaked = scrub_local_paths(data, {str(paths.root): "the data root", str(Path.home()): "~"})
         if leaked:

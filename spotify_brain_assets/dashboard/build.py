@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..ml.online import live_quality
 from ..plays.schema import CLUSTER_FEATURES, is_demo
+from . import website
 from .plain import details, explain, explain_live, prediction_note
 from .recap import yearly_recap
 from .stats import listening_stats, prepare
@@ -294,7 +295,7 @@ def build_dashboard(inputs: Inputs) -> dict:
     entries = list(inputs.metrics_history or [])
     listening = prepare(history, now, tz, inputs.listened)
     sources = {k: (((inputs.predictions or {}).get(key) or {}).get("source")) for k, key in (("mood", "next_mood"), ("session", "session_start"))}
-    return {
+    data = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": _iso(generated, tz),
         "as_of": _iso(now, tz),
@@ -329,6 +330,10 @@ def build_dashboard(inputs: Inputs) -> dict:
         "stats": listening_stats(listening, labels),
         "recap": {"years": yearly_recap(listening, labels)},
     }
+    # the predecessor's website reads its own key names: added beside ours (dashboard/website.py)
+    return website.add_website_keys(
+        data, inputs.predictions, inputs.mood_evaluation, inputs.session_evaluation, history, inputs.models.get("mood")
+    )
 
 
 #: an absolute POSIX path of two components or more; a URL's path follows its host or "//", not this
