@@ -163,3 +163,13 @@ def test_where_a_baseline_serves_the_site_is_told_so(demo_root, tmp_path):
     assert nxt["confidence_kind"] == "estimated_baseline_probability" and nxt["model_version"] is None
     baseline = read(paths.mood_evaluation)["baselines"][name]
     assert nxt["validation_reliability"] == baseline["accuracy"] and nxt["validation_log_loss"] == baseline["log_loss"]
+
+
+@pytest.mark.fast
+def test_the_website_preset_puts_the_json_where_the_site_bundles_it_and_no_page(monkeypatch):
+    from spotify_brain_assets.assets.dashboard import website_deployment_from_env
+
+    monkeypatch.setenv("SPOTIFY_BRAIN_WEBSITE_REPO", "/tmp/site")
+    monkeypatch.setenv("SPOTIFY_BRAIN_WEBSITE_DIR", "src/assets")
+    monkeypatch.setenv("SPOTIFY_BRAIN_WEBSITE_PAGE", "0")
+    assert website_deployment_from_env().files == {"dashboard_data.json": "src/assets/dashboard_data.json"}
