@@ -80,10 +80,6 @@ def _served_scores(ev: dict | None, kind: str | None, name: str | None) -> dict:
     return _candidate(ev, "test")
 
 
-def _context_moods(answer: dict) -> list:
-    return list(answer.get("context_moods") or [])
-
-
 # --- next prediction -------------------------------------------------------------------------------
 
 
@@ -159,7 +155,7 @@ def prediction_keys(answer: dict | None, ev: dict | None, in_use_version: str | 
         out["abstained"] = bool(entropy > ABSTAIN_ENTROPY or max(probs) < ABSTAIN_TOP)
     else:  # a single mood: nothing to be uncertain about
         out["predictability"], out["abstained"] = "high", False
-    moods = _context_moods(answer)
+    moods = list(answer.get("context_moods") or [])
     if moods:
         stay = next((d["probability"] for d in dist if d["mood_cluster_id"] == int(moods[-1])), 0.0)
         out["switch_probability"] = _num(1.0 - stay)
