@@ -82,9 +82,33 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float =
             process.wait()
 
 
+@dataclass(frozen=True)
+class Postgres:
+    """A running cluster: `database(name)` creates a database and returns its DAGSTER_PG_* variables."""
+
+    pg_bin: Path
+    socket_dir: Path
+    port: int
+    password: str
+    owner: str | None
+
+    def database(self, name: str) -> dict[str, str]:
+        subprocess.run(
+            [self.pg_bin / "createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "dagster", name],
+            check=True, capture_output=True, **({"user": self.owner} if self.owner else {}),
+        )
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": "dagster",
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": name,
+        }
+
+
 @contextlib.contextmanager
-def postgres() -> Iterator[dict[str, str]]:
-    """A fresh PostgreSQL cluster on a free port of 127.0.0.1; yields the DAGSTER_PG_* variables.
+def postgres() -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster on a free port of 127.0.0.1, password auth over TCP.
 
     initdb refuses root, so as root (CI) the cluster belongs to the `postgres` user Debian's package
     creates, or to `nobody`; its folder is made outside pytest's private temporary tree for that.
@@ -113,7 +137,7 @@ def postgres() -> Iterator[dict[str, str]]:
         )
         process = subprocess.Popen(
             [pg_bin / "postgres", "-D", folder / "data", "-p", str(port), "-k", str(folder),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"],
             stdout=subprocess.DEVNULL, stderr=open(folder / "postgres.log", "wb"), start_new_session=True, **as_owner,
         )
         _wait_for_port(port, "postgres", process)
@@ -121,14 +145,7 @@ def postgres() -> Iterator[dict[str, str]]:
             if subprocess.run([pg_bin / "pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
-        subprocess.run([pg_bin / "createdb", "-h", str(folder), "-p", str(port), "-U", "dagster", "dagster"], check=True, capture_output=True, **as_owner)
-        yield {
-            "DAGSTER_PG_HOST": "127.0.0.1",
-            "DAGSTER_PG_PORT": str(port),
-            "DAGSTER_PG_USER": "dagster",
-            "DAGSTER_PG_PASSWORD": password,
-            "DAGSTER_PG_DB": "dagster",
-        }
+        yield Postgres(pg_bin, folder, port, password, owner)
     finally:
         if process is not None:
             _stop(process, signal.SIGINT)  # postgres' fast shutdown
