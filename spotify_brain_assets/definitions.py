@@ -6,6 +6,7 @@ from .assets import checks, credentials, dashboard, history, ingestion, moods, o
 from .automation import dead_run_sensor, full_retrain_job, full_retrain_schedule, ingestion_slot_sensor, update_job
 from .resources import listening_source_from_env, store_from_env
 from .runtime.env import load_env_file
+from .runtime.executor import executor_from_env
 
 #: every module holding assets or asset checks; a new layer adds its module here
 ASSET_MODULES = [ingestion, history, checks, credentials, moods, sessions, reports, online, dashboard, spotify_export]
@@ -24,7 +25,7 @@ def build_definitions() -> dg.Definitions:
             "listening_source": listening_source_from_env(),
             "website": dashboard.website_deployment_from_env(),
         },
-        executor=dg.in_process_executor,
+        executor=executor_from_env(),  # in-process; Celery workers when SPOTIFY_BRAIN_CELERY_CONFIG is set
     )
 
 

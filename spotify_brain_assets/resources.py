@@ -41,6 +41,11 @@ class DataStore(dg.ConfigurableResource):
     def paths(self) -> DataPaths:
         return DataPaths.at(self.root)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from .runtime.executor import check_shared_root
+
+        check_shared_root(self.paths, context.run)  # a step on a worker must see the run's data root
+
     @property
     def tz(self) -> ZoneInfo:
         return zone(self.timezone)

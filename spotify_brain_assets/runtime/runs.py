@@ -96,7 +96,16 @@ def process_alive(pid: int, since: float) -> bool:
 
 
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid of the process that wrote the run's newest event: the one executing it."""
+    """The pid of the process orchestrating the run: the one that started it, else the newest writer.
+
+    Steps executed elsewhere (Celery workers, possibly on other hosts) write the newest events of a
+    run in progress; their pids say nothing about the run's own process.
+    """
+    started = instance.event_log_storage.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_START, ascending=False, limit=1
+    ).records
+    if started and started[0].event_log_entry.dagster_event.pid is not None:
+        return started[0].event_log_entry.dagster_event.pid
     records = instance.event_log_storage.get_records_for_run(run_id, ascending=False, limit=5).records
     for record in records:
         event = record.event_log_entry.dagster_event

@@ -188,6 +188,11 @@ class DataPaths:
     def lock(self) -> Path:
         return self.root / ".writer.lock"
 
+    @property
+    def root_marker(self) -> Path:
+        """The data root's id, stamped when steps run on workers, which check they see this root."""
+        return self.root / ".spotify_brain_root.json"
+
     def ingestion_file(self, key: str) -> Path:
         if not INGESTION_KEY_RE.match(key):
             raise ValueError(f"ingestion partition key {key!r} is not of the form YYYYMMDD_HHMMSS")
