@@ -58,23 +58,29 @@ def after_first_slot(first_slot, tmp_path) -> tuple[Path, Path]:
     return tmp_path / "data", tmp_path / "home"
 
 
-@pytest.mark.parametrize("step", UPDATE_STEPS)
-def test_a_run_killed_in_any_step_does_not_stop_the_next(after_first_slot, tmp_path, step):
-    data, home = after_first_slot
-    before = pd.read_parquet(DataPaths.at(data).history)
+def kill_update_in_step(data: Path, home: Path, cwd: Path, step: str) -> str:
+    """Start `spotify-brain update` and SIGKILL it while `step` holds the writer slot; the slot's key."""
     instance = instance_at(home)
     for minute in (30, 40, 50):  # a short step can end before the poll sees it: try again in the next slot
         killed = subprocess.Popen(
             [SPOTIFY_BRAIN, "update", "--slot", f"20261126_09{minute}00"], env=cli_env(data, home, f"2026-11-26T09:{minute}:00Z"),
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         while killed.poll() is None:
             if any(s.step_key == step for s in instance.event_log_storage.get_concurrency_info(WRITER_POOL).claimed_slots):
                 killed.send_signal(signal.SIGKILL)
             time.sleep(0.005)
         if killed.returncode == -signal.SIGKILL:
-            break
-    assert killed.returncode == -signal.SIGKILL, f"no run could be killed in step {step}"
+            return f"20261126_09{minute}00"
+    raise AssertionError(f"no run could be killed in step {step}")
+
+
+@pytest.mark.parametrize("step", UPDATE_STEPS)
+def test_a_run_killed_in_any_step_does_not_stop_the_next(after_first_slot, tmp_path, step):
+    data, home = after_first_slot
+    before = pd.read_parquet(DataPaths.at(data).history)
+    instance = instance_at(home)
+    kill_update_in_step(data, home, tmp_path, step)
     assert slot_holders(instance), "the killed run should still hold its slot"
 
     proc = spotify_brain(["update"], cli_env(data, home, "2026-11-26T10:00:00Z"), tmp_path, timeout=180)
@@ -86,6 +92,19 @@ def test_a_run_killed_in_any_step_does_not_stop_the_next(after_first_slot, tmp_p
     after = pd.read_parquet(DataPaths.at(data).history)
     assert before.set_index(["track_id", "played_at"]).index.isin(after.set_index(["track_id", "played_at"]).index).all()
     assert not slot_holders(instance)
+
+
+def test_a_slot_whose_run_was_killed_is_not_done(after_first_slot, tmp_path):
+    """Found by the soak benchmark: the same slot run again after a kill was skipped as "already done"."""
+    data, home = after_first_slot
+    assert kill_update_in_step(data, home, tmp_path, "ingestions") == "20261126_093000"
+
+    proc = spotify_brain(["update"], cli_env(data, home, "2026-11-26T09:33:00Z"), tmp_path)  # the same slot
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "already done" not in proc.stdout and "had died without finishing: marked failed" in proc.stderr
+    runs = instance_at(home).get_runs(dg.RunsFilter(tags={"dagster/partition": "20261126_093000"}))
+    assert sorted(r.status.value for r in runs) == ["FAILURE", "SUCCESS"]
+    assert "20261126_093000" in DataPaths.at(data).ingestion_files()
 
 
 def test_a_live_holder_is_named_and_waited_for_a_bounded_time(after_first_slot, tmp_path):

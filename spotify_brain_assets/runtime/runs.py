@@ -200,7 +200,8 @@ def wait_for_writer_slot(
 def slot_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
     """The `update` run that has done (or is doing) ingestion slot `key`, if any.
 
-    The CLI and the slot sensor both ask this, so neither repeats a slot the other ran.
+    The CLI and the slot sensor both ask this, so neither repeats a slot the other ran. A run whose
+    process died is doing nothing: its slot is not done.
     """
     records = instance.get_run_records(
         filters=dg.RunsFilter(
@@ -208,9 +209,10 @@ def slot_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
             tags={"dagster/partition": key},
             statuses=[dg.DagsterRunStatus.SUCCESS, *NOT_FINISHED_STATUSES],
         ),
-        limit=1,
     )
-    return records[0].dagster_run if records else None
+    unfinished = any(r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in records)
+    dead = {run.run_id for run in dead_runs(instance)} if unfinished else set()
+    return next((r.dagster_run for r in records if r.dagster_run.run_id not in dead), None)
 
 
 class RunWatchdog:
