@@ -59,8 +59,14 @@ def _report(result: dg.ExecuteInProcessResult) -> bool:
     return result.success
 
 
-def _execute(instance: dg.DagsterInstance, job_name: str, wait_minutes: float, partition_key: str | None = None, run_config: dict | None = None) -> bool:
-    """Execute a job here, after dead runs are reaped and the writer slot is free (or given up on)."""
+def _execute(
+    instance: dg.DagsterInstance, job_name: str, wait_minutes: float, partition_key: str | None = None,
+    run_config: dict | None = None, resources: dict | None = None,
+) -> bool:
+    """Execute a job here, after dead runs are reaped and the writer slot is free (or given up on).
+
+    `resources` replaces the definitions' (the soak benchmark points the source at its fake server).
+    """
     from .definitions import defs
 
     wait = wait_minutes * 60
@@ -73,12 +79,16 @@ def _execute(instance: dg.DagsterInstance, job_name: str, wait_minutes: float, p
     watchdog = contextlib.nullcontext() if instance.is_ephemeral else RunWatchdog(instance, run_id, wait, _say)
     with watchdog:
         result = job.execute_in_process(
-            instance=instance, partition_key=partition_key, run_config={**QUIET, **(run_config or {})}, run_id=run_id, tags=run_tags(), raise_on_error=False
+            instance=instance, partition_key=partition_key, run_config={**QUIET, **(run_config or {})}, run_id=run_id, tags=run_tags(),
+            resources=resources, raise_on_error=False,
         )
     return _report(result)
 
 
-def run_update(instance: dg.DagsterInstance, slot: str | None = None, wait_minutes: float = DEFAULT_WAIT_MINUTES, allow_mixed_sources: bool = False) -> bool:
+def run_update(
+    instance: dg.DagsterInstance, slot: str | None = None, wait_minutes: float = DEFAULT_WAIT_MINUTES,
+    allow_mixed_sources: bool = False, resources: dict | None = None,
+) -> bool:
     from .automation import slot_key
     from .definitions import defs
 
@@ -91,11 +101,11 @@ def run_update(instance: dg.DagsterInstance, slot: str | None = None, wait_minut
             print(f"update: slot {key} already done by run {done.run_id} ({done.status.value}); nothing to do")
             return True
     config = {"ops": {"ingestions": {"config": {"allow_mixed_sources": True}}}} if allow_mixed_sources else None
-    return _execute(instance, "update", wait_minutes, partition_key=key, run_config=config)
+    return _execute(instance, "update", wait_minutes, partition_key=key, run_config=config, resources=resources)
 
 
-def run_full_retrain(instance: dg.DagsterInstance, wait_minutes: float = DEFAULT_WAIT_MINUTES) -> bool:
-    return _execute(instance, "full_retrain", wait_minutes)
+def run_full_retrain(instance: dg.DagsterInstance, wait_minutes: float = DEFAULT_WAIT_MINUTES, resources: dict | None = None) -> bool:
+    return _execute(instance, "full_retrain", wait_minutes, resources=resources)
 
 
 def main(argv: list[str] | None = None) -> int:
