@@ -89,7 +89,7 @@ def run_update(
     instance: dg.DagsterInstance, slot: str | None = None, wait_minutes: float = DEFAULT_WAIT_MINUTES,
     allow_mixed_sources: bool = False, resources: dict | None = None,
 ) -> bool:
-    from .automation import slot_key
+    from .defs.automation import slot_key
     from .definitions import defs
 
     key = slot

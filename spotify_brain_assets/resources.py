@@ -2,11 +2,13 @@
 
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 import pandas as pd
 
+from .listeners.config import ListenerSettings
 from .sources.base import ListeningSource
 from .sources.demo import DemoListener
 from .storage.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataPaths
@@ -50,6 +52,10 @@ class DataStore(dg.ConfigurableResource):
     def tz(self) -> ZoneInfo:
         return zone(self.timezone)
 
+    def for_listener(self, listener: ListenerSettings) -> "DataStore":
+        """A household listener's own data root, `<data root>/listeners/<name>/`, in its own timezone."""
+        return DataStore(root=str(Path(self.root).expanduser() / "listeners" / listener.name), timezone=listener.timezone or self.timezone)
+
 
 def frozen_clock(clock: str, variable: str = CLOCK_ENV) -> pd.Timestamp:
     """An ISO instant as UTC (a naive one is taken as UTC), or an error saying what is expected."""
@@ -73,6 +79,37 @@ class ListeningSourceResource(dg.ConfigurableResource):
     def now(self) -> pd.Timestamp:
         return frozen_clock(self.clock) if self.clock else pd.Timestamp(datetime.now(timezone.utc))
 
+    def for_listener(self, listener: ListenerSettings) -> "ListeningSourceResource":
+        """A household listener's own source: its demo person, or Spotify with the credentials its variables hold."""
+        if listener.source == "demo":
+            return DemoListenerResource(seed=listener.demo_seed, clock=getattr(self, "demo_clock", None) or self.clock)
+        from .sources.spotify_resource import ACCOUNTS_URL_ENV, API_URL_ENV, RECCOBEATS_URL_ENV, TOKEN_FILE, SpotifyResource
+        from .storage.paths import data_root_from_env
+
+        missing = listener.missing_variables()
+        if missing:
+            raise ValueError(f"listener {listener.name!r}: {', '.join(missing)} not set (run `spotify-brain authorize --listener {listener.name}`)")
+        return SpotifyResource(
+            client_id=os.environ[listener.variable("client_id")],
+            client_secret=os.environ[listener.variable("client_secret")],
+            refresh_token=os.environ[listener.variable("refresh_token")],
+            authorized_at=os.environ.get(listener.variable("authorized_at")) or None,
+            accounts_url=os.environ.get(ACCOUNTS_URL_ENV) or None,
+            api_url=os.environ.get(API_URL_ENV) or None,
+            reccobeats_url=os.environ.get(RECCOBEATS_URL_ENV) or None,
+            token_file=str(Path(data_root_from_env()).expanduser() / "listeners" / listener.name / TOKEN_FILE),
+            clock=self.clock,
+        )
+
+
+class HouseholdSourcesResource(ListeningSourceResource):
+    """The listeners of listeners.yaml: each one's assets get its own source (`for_listener`)."""
+
+    demo_clock: str | None = None  # freezes the demo listeners' clock (SPOTIFY_BRAIN_DEMO_CLOCK)
+
+    def source(self, timezone: str) -> ListeningSource:
+        raise RuntimeError("a household has one source per listener: materialize a listener's assets (alice/ingestions)")
+
 
 class DemoListenerResource(ListeningSourceResource):
     """The built-in simulated listener: no Spotify account needed. Everything it feeds says "demo"."""
@@ -88,8 +125,9 @@ def store_from_env() -> DataStore:
     return DataStore(root=env_or(DATA_DIR_ENV, DEFAULT_DATA_DIR), timezone=env_or(TIMEZONE_ENV, "UTC"))
 
 
-def listening_source_from_env() -> ListeningSourceResource:
-    """Spotify when its three secrets are set (or SPOTIFY_BRAIN_SOURCE=spotify), else the demo."""
+def listening_source_from_env(household: bool = False) -> ListeningSourceResource:
+    """Spotify when its three secrets are set (or SPOTIFY_BRAIN_SOURCE=spotify), else the demo;
+    for a household, each listener's source as listeners.yaml says."""
     choice = (os.environ.get(SOURCE_ENV) or "").strip().lower()
     if choice not in ("", "demo", "spotify"):
         raise ValueError(f"{SOURCE_ENV}={choice!r}: expected 'demo' or 'spotify'")
@@ -98,6 +136,8 @@ def listening_source_from_env() -> ListeningSourceResource:
         if os.environ.get(name):
             frozen_clock(os.environ[name], name)  # a bad clock fails when the definitions load, naming the variable
     clock = env_or(CLOCK_ENV, None)
+    if household:
+        return HouseholdSourcesResource(clock=clock, demo_clock=env_or(DEMO_CLOCK_ENV, None))
     if choice == "demo" or (choice == "" and not configured):
         return DemoListenerResource(clock=env_or(DEMO_CLOCK_ENV, clock))
     if not configured:

@@ -91,6 +91,6 @@ def step_errors(result) -> str:
 @pytest.fixture
 def quick_retries(monkeypatch):
     """The network steps' retries with millisecond waits (the real ones wait 20 s, 1 min and 2⅓ min)."""
-    from spotify_brain_assets.assets import common
+    from spotify_brain_assets.defs import common
 
     monkeypatch.setattr(common, "NETWORK_RETRY", common.NETWORK_RETRY._replace(delay=0.001))

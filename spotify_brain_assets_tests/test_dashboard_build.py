@@ -126,7 +126,7 @@ def test_the_daemon_heartbeat_and_the_trigger_state_decide_what_is_scheduled():
     import dagster as dg
     from dagster._daemon.types import DaemonHeartbeat
 
-    from spotify_brain_assets.assets.dashboard import scheduled_jobs
+    from spotify_brain_assets.defs.reporting.dashboard import scheduled_jobs
 
     with dg.instance_for_test() as instance:
         assert scheduled_jobs(instance) == frozenset()  # no daemon: `spotify-brain run` alone schedules nothing

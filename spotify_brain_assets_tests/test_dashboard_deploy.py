@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from spotify_brain_assets.assets.dashboard import WebsiteDeployment
+from spotify_brain_assets.defs.reporting.dashboard import WebsiteDeployment
 from spotify_brain_assets.dashboard.deploy import DeployError, deploy
 from spotify_brain_assets.storage.paths import DataPaths
 

@@ -9,8 +9,8 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.assets.dashboard import dashboard
-from spotify_brain_assets.assets.reports import predictions
+from spotify_brain_assets.defs.reporting.dashboard import dashboard
+from spotify_brain_assets.defs.reporting.reports import predictions
 from spotify_brain_assets.dashboard import website
 from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, schema
 from spotify_brain_assets.ml.model_store import sidecar_path
@@ -154,7 +154,7 @@ def test_where_a_baseline_serves_the_site_is_told_so(demo_root, tmp_path):
     sidecar_path(paths.mood_classifier).unlink(missing_ok=True)
     with dg.instance_for_test() as instance:
         resources = {"store": store_for(root), "listening_source": demo_at(CLOCK)}
-        assert dg.materialize([predictions, dashboard], instance=instance, resources=resources).success
+        assert dg.materialize([predictions.solo, dashboard.solo], instance=instance, resources=resources).success
     data, served = read(paths.dashboard_json), read(paths.predictions)["next_mood"]
     assert problems(data) == []
     nxt = data["next_prediction"]
@@ -167,7 +167,7 @@ def test_where_a_baseline_serves_the_site_is_told_so(demo_root, tmp_path):
 
 @pytest.mark.fast
 def test_the_website_preset_puts_the_json_where_the_site_bundles_it_and_no_page(monkeypatch):
-    from spotify_brain_assets.assets.dashboard import website_deployment_from_env
+    from spotify_brain_assets.defs.reporting.dashboard import website_deployment_from_env
 
     monkeypatch.setenv("SPOTIFY_BRAIN_WEBSITE_REPO", "/tmp/site")
     monkeypatch.setenv("SPOTIFY_BRAIN_WEBSITE_DIR", "src/assets")

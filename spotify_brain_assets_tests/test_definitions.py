@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from spotify_brain_assets.automation import slot_key
+from spotify_brain_assets.defs.automation import slot_key
 from spotify_brain_assets.definitions import defs
 
 from .conftest import REPO
@@ -94,7 +94,7 @@ def test_every_asset_check_says_what_it_guarantees():
 
 @pytest.mark.fast
 def test_network_steps_are_retried_with_exponential_backoff_and_jitter():
-    from spotify_brain_assets.assets.common import NETWORK_RETRY
+    from spotify_brain_assets.defs.common import NETWORK_RETRY
 
     policy = NETWORK_RETRY
     assert policy.max_retries >= 2 and policy.backoff == dg.Backoff.EXPONENTIAL and policy.jitter == dg.Jitter.PLUS_MINUS

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.assets.common import WRITER_POOL
+from spotify_brain_assets.defs.common import WRITER_POOL
 from spotify_brain_assets.benchmarks import deployment as dep
 from spotify_brain_assets.runtime.runs import host, reap
 

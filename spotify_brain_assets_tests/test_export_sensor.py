@@ -7,18 +7,19 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.assets.spotify_export import spotify_export_sensor
+from spotify_brain_assets.definitions import defs
 from spotify_brain_assets.imports.discover import discover
 from spotify_brain_assets.storage.paths import DataPaths
 
 from .conftest import store_for
 
+SENSOR = defs.resolve_sensor_def("spotify_export_sensor")
 pytestmark = pytest.mark.fast  # no subprocess, no browser, no Dagster run
 
 
 def tick(root, cursor=None):
     context = dg.build_sensor_context(cursor=cursor, resources={"store": store_for(root)})
-    return spotify_export_sensor(context)
+    return SENSOR(context)
 
 
 def requests_of(result) -> list[dg.RunRequest]:
@@ -41,7 +42,7 @@ def test_new_files_start_an_import_once_they_stop_changing(data_root):
     assert not requests_of(second) and second.cursor != first.cursor
     third = tick(data_root, second.cursor)
     (request,) = requests_of(third)
-    assert request.run_key == f"import:{second.cursor}" and spotify_export_sensor.job_name == "import_export"
+    assert request.run_key == f"import:{second.cursor}" and SENSOR.job_name == "import_export"
 
     # once imported (the state records these files), nothing more happens
     versions = discover(paths.imports).versions()

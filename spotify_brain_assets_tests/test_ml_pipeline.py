@@ -10,9 +10,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.assets.moods import mood_promotion_gate
-from spotify_brain_assets.assets.reports import predictions
-from spotify_brain_assets.assets.sessions import session_classifier, session_promotion_gate
+from spotify_brain_assets.defs.moods.moods import mood_promotion_gate
+from spotify_brain_assets.defs.reporting.reports import predictions
+from spotify_brain_assets.defs.sessions.sessions import session_classifier, session_promotion_gate
 from spotify_brain_assets.benchmarks.listeners import synthetic_listener
 from spotify_brain_assets.ml.baselines import MOOD_BASELINES, SESSION_BASELINES
 from spotify_brain_assets.ml.mood_features import TARGET as MOOD_TARGET
@@ -194,7 +194,7 @@ def test_the_gate_keeps_the_model_in_use_when_the_new_one_is_worse(promoted, tmp
     paths = DataPaths.at(root)
     in_use = paths.session_classifier.read_bytes()
     weak = {"ops": {"session_classifier": {"config": {"families": ["xgboost"], "n_estimators": 1, "max_depth": 1, "learning_rate": 0.01}}}}
-    result = dg.materialize([session_classifier, session_promotion_gate], instance=instance, resources={"store": store_for(root)}, run_config=weak)
+    result = dg.materialize([session_classifier.solo, session_promotion_gate.solo], instance=instance, resources={"store": store_for(root)}, run_config=weak)
     assert result.success
     assert paths.session_classifier.read_bytes() == in_use
     report = read(paths.candidates / "session_classifier.report.json")
@@ -211,12 +211,12 @@ def test_a_model_in_use_without_clear_evidence_is_retired_and_a_baseline_serves(
     paths = DataPaths.at(root)
     in_use = paths.session_classifier.read_bytes()
     doubtful = {"ops": {"session_classifier": {"config": {"folds": 1, "backtest_span": 0.01}}}}  # three days of test: no evidence
-    assert dg.materialize([session_classifier], instance=instance, resources={"store": store_for(root)}, run_config=doubtful).success
+    assert dg.materialize([session_classifier.solo], instance=instance, resources={"store": store_for(root)}, run_config=doubtful).success
     report = read(paths.candidates / "session_classifier.report.json")
     assert report["served"]["kind"] == "baseline" and report["decision"]["retired_model_in_use"] is True
     assert "instead of the previous model" in report["summary"]
     assert not paths.session_classifier.exists() and previous_path(paths.session_classifier).read_bytes() == in_use
-    assert dg.materialize([predictions], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(CLOCK)}).success
+    assert dg.materialize([predictions.solo], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(CLOCK)}).success
     outlook = read(paths.predictions)["session_start"]
     assert outlook["served"] == {"kind": "baseline", "name": report["served"]["name"], "version": None}
     assert outlook["reason"] == report["summary"] and len(outlook["hours"]) == 24
@@ -231,7 +231,7 @@ def test_a_tampered_model_is_refused_by_the_gate_and_predictions_fall_back(promo
     gate = session_promotion_gate(store=store_for(root))
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR and "checksum" in gate.description
     assert mood_promotion_gate(store=store_for(root)).passed
-    result = dg.materialize([predictions], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(CLOCK)})
+    result = dg.materialize([predictions.solo], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(CLOCK)})
     assert result.success
     outlook = read(paths.predictions)["session_start"]
     assert outlook["source"].startswith("baseline:") and "checksum" in outlook["reason"]
@@ -241,7 +241,7 @@ def test_a_tampered_model_is_refused_by_the_gate_and_predictions_fall_back(promo
 def test_predictions_do_not_feed_a_model_hours_of_another_timezone(promoted, tmp_path, instance):
     root = copy_of(promoted, tmp_path)
     paths = DataPaths.at(root)
-    result = dg.materialize([predictions], instance=instance, resources={"store": store_for(root, "UTC"), "listening_source": demo_at(CLOCK)})
+    result = dg.materialize([predictions.solo], instance=instance, resources={"store": store_for(root, "UTC"), "listening_source": demo_at(CLOCK)})
     assert result.success
     outlook = read(paths.predictions)["session_start"]
     assert outlook["source"].startswith("baseline:") and "trained for the timezone Europe/Stockholm" in outlook["reason"]
@@ -251,7 +251,7 @@ def test_a_listener_silent_for_a_month_is_said_to_be_inactive(promoted, tmp_path
     root = copy_of(promoted, tmp_path)
     paths = DataPaths.at(root)
     later = (pd.read_parquet(paths.history)["played_at"].max() + pd.Timedelta(days=30)).isoformat()
-    assert dg.materialize([predictions], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(later)}).success
+    assert dg.materialize([predictions.solo], instance=instance, resources={"store": store_for(root), "listening_source": demo_at(later)}).success
     outlook = read(paths.predictions)["session_start"]
     assert outlook["inactive"] is True and outlook["reason"].startswith("No plays for 30 days")
     assert outlook["served"] == {"kind": "baseline", "name": "hour_of_week", "version": None}  # not the model in use

@@ -13,7 +13,7 @@ import jsonschema
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.assets.online import append_to_log, read_log, served_model_beats_baselines_live
+from spotify_brain_assets.defs.reporting.online import append_to_log, read_log, served_model_beats_baselines_live
 from spotify_brain_assets.dashboard.build import schema
 from spotify_brain_assets.definitions import defs
 from spotify_brain_assets.ml.online import LOG_KEY, conform_log, score_report
@@ -96,7 +96,7 @@ KILLER = textwrap.dedent(
     """
     import sys
     import pandas as pd
-    from spotify_brain_assets.assets.online import append_to_log, read_log
+    from spotify_brain_assets.defs.reporting.online import append_to_log, read_log
     from spotify_brain_assets.storage.files import writer_lock
     from spotify_brain_assets.storage.paths import DataPaths
 

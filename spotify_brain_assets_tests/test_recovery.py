@@ -16,8 +16,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.assets.common import WRITER_POOL
-from spotify_brain_assets.automation import ingestion_slot_sensor, slot_key
+from spotify_brain_assets.defs.common import WRITER_POOL
+from spotify_brain_assets.defs.automation import slot_key
 from spotify_brain_assets.runtime.runs import prepare_instance, slot_holders
 from spotify_brain_assets.storage.paths import DataPaths
 
@@ -165,7 +165,9 @@ def test_the_sensor_and_the_cli_agree_on_done_slots(after_first_slot, tmp_path):
     now_key = slot_key(pd.Timestamp.now(tz="UTC"))
     proc = spotify_brain(["update", "--slot", now_key], cli_env(data, home, "2026-11-26T09:10:00Z"), tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = ingestion_slot_sensor(dg.build_sensor_context(instance=instance))
+    from spotify_brain_assets.definitions import defs
+
+    result = defs.resolve_sensor_def("ingestion_slot_sensor")(dg.build_sensor_context(instance=instance))
     assert not result.run_requests and "already done by run" in result.skip_reason.skip_message
     assert result.cursor == now_key
 

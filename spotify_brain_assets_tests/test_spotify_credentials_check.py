@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from spotify_brain_assets.assets.credentials import spotify_refresh_token_age
+from spotify_brain_assets.defs.ingestion.credentials import spotify_refresh_token_age
 from spotify_brain_assets.resources import DemoListenerResource
 from spotify_brain_assets.sources.spotify_resource import SpotifyResource
 

@@ -5,8 +5,8 @@ import hashlib
 import dagster as dg
 import pandas as pd
 
-from spotify_brain_assets.assets.history import plays
-from spotify_brain_assets.assets.ingestion import ingestions
+from spotify_brain_assets.defs.history.history import plays
+from spotify_brain_assets.defs.ingestion.ingestions import ingestions
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, KEY, PLAY_COLUMNS
 from spotify_brain_assets.sources.demo import DemoListener, catalog
 from spotify_brain_assets.storage.files import read_json
@@ -196,7 +196,7 @@ def test_an_unreadable_file_of_the_slot_being_rerun_is_rewritten_from_what_spoti
     update(instance, data_root, *FIRST)
     paths = DataPaths.at(data_root)
     instance.add_dynamic_partitions("ingestions", [SECOND[1]])
-    dg.materialize([ingestions], instance=instance, partition_key=SECOND[1],
+    dg.materialize([ingestions.solo], instance=instance, partition_key=SECOND[1],
                    resources={"store": store_for(data_root), "listening_source": demo_at(SECOND[0])})
     target = paths.ingestion_file(SECOND[1])
     written = pd.read_parquet(target)
@@ -218,7 +218,7 @@ def test_plays_quarantines_an_unreadable_file_and_merges_the_others(instance, da
     later = history.tail(3)[PLAY_COLUMNS].assign(played_at=lambda d: d["played_at"] + pd.Timedelta(days=2))
     later.to_parquet(paths.ingestion_file("20261128_120000"))
     paths.ingestion_file("20261128_113000").write_bytes(b"PAR1 not really")
-    result = dg.materialize([plays], instance=instance, resources={"store": store_for(data_root)})
+    result = dg.materialize([plays.solo], instance=instance, resources={"store": store_for(data_root)})
     assert result.success
     merged = pd.read_parquet(paths.plays)
     assert len(merged) == len(history) + 3

@@ -32,7 +32,7 @@ import dagster as dg
 import yaml
 
 from ..assets.common import WRITER_POOL, WRITER_RUN_TAGS
-from ..automation import slot_key
+from ..defs.automation import slot_key
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

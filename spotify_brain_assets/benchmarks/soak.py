@@ -367,7 +367,7 @@ class Soak:
                 self.figures.faults[kind] += 1
 
     def slot(self, moment: pd.Timestamp, mode: str) -> None:
-        from ..automation import slot_key
+        from ..defs.automation import slot_key
 
         key = slot_key(moment)
         window = self.fake.visible_plays()[["track_id", "played_at"]]

@@ -23,7 +23,7 @@ from dagster._core.storage.dagster_run import (  # no public aliases
     NOT_FINISHED_STATUSES,
 )
 
-from ..assets.common import WRITER_POOL
+from ..defs.common import WRITER_POOL
 
 HOST_TAG = "spotify_brain/host"
 #: run statuses with a process behind them, which may have died without saying so
@@ -161,13 +161,14 @@ def reap(instance: dg.DagsterInstance, say: Callable[[str], None] = print) -> li
     return dead
 
 
-def slot_holders(instance: dg.DagsterInstance) -> list[str]:
+def slot_holders(instance: dg.DagsterInstance, pool: str = WRITER_POOL) -> list[str]:
     """Run ids currently holding the writer pool's slots."""
-    return sorted(instance.event_log_storage.get_concurrency_info(WRITER_POOL).active_run_ids)
+    return sorted(instance.event_log_storage.get_concurrency_info(pool).active_run_ids)
 
 
 def wait_for_writer_slot(
-    instance: dg.DagsterInstance, timeout_seconds: float, say: Callable[[str], None] = print, poll_seconds: float = 1.0
+    instance: dg.DagsterInstance, timeout_seconds: float, say: Callable[[str], None] = print, poll_seconds: float = 1.0,
+    pool: str = WRITER_POOL,
 ) -> None:
     """Return once no live run holds the writer slot; say who holds it while waiting.
 
@@ -178,34 +179,34 @@ def wait_for_writer_slot(
     announced: set[str] = set()
     while True:
         reap(instance, say)
-        holders = slot_holders(instance)
+        holders = slot_holders(instance, pool)
         if not holders:
             return
         for run_id in set(holders) - announced:
             run = instance.get_run_by_id(run_id)
             say(
-                f"waiting for the {WRITER_POOL} slot, held by run {run_id}"
+                f"waiting for the {pool} slot, held by run {run_id}"
                 f" ({run.job_name if run else 'unknown job'}); giving up after {timeout_seconds:g} s"
             )
         announced.update(holders)
         if time.monotonic() >= deadline:
             raise SlotWaitTimeout(
-                f"gave up after {timeout_seconds:g} s waiting for the {WRITER_POOL} slot held by run "
+                f"gave up after {timeout_seconds:g} s waiting for the {pool} slot held by run "
                 f"{', '.join(holders)}; it is still running (see `dagster dev` or `spotify-brain doctor`). "
                 "Nothing was changed; the next slot will catch up."
             )
         time.sleep(poll_seconds)
 
 
-def slot_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
-    """The `update` run that has done (or is doing) ingestion slot `key`, if any.
+def slot_run(instance: dg.DagsterInstance, key: str, job_name: str = "update") -> dg.DagsterRun | None:
+    """The `update` run (of `job_name`, a listener's) that has done (or is doing) ingestion slot `key`, if any.
 
     The CLI and the slot sensor both ask this, so neither repeats a slot the other ran. A run whose
     process died is doing nothing: its slot is not done.
     """
     records = instance.get_run_records(
         filters=dg.RunsFilter(
-            job_name="update",
+            job_name=job_name,
             tags={"dagster/partition": key},
             statuses=[dg.DagsterRunStatus.SUCCESS, *NOT_FINISHED_STATUSES],
         ),
@@ -224,10 +225,13 @@ class RunWatchdog:
     failed and exits the process. Waiting steps hold neither the data lock nor a file open.
     """
 
-    def __init__(self, instance: dg.DagsterInstance, run_id: str, timeout_seconds: float, say: Callable[[str], None] = print, poll_seconds: float = 2.0):
+    def __init__(
+        self, instance: dg.DagsterInstance, run_id: str, timeout_seconds: float, say: Callable[[str], None] = print,
+        poll_seconds: float = 2.0, pool: str = WRITER_POOL,
+    ):
         import threading
 
-        self.instance, self.run_id, self.timeout, self.say, self.poll = instance, run_id, timeout_seconds, say, poll_seconds
+        self.instance, self.run_id, self.timeout, self.say, self.poll, self.pool = instance, run_id, timeout_seconds, say, poll_seconds, pool
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="spotify-brain-run-watchdog", daemon=True)
 
@@ -240,7 +244,7 @@ class RunWatchdog:
         self._thread.join()
 
     def _waiting_since(self) -> float | None:
-        info = self.instance.event_log_storage.get_concurrency_info(WRITER_POOL)
+        info = self.instance.event_log_storage.get_concurrency_info(self.pool)
         mine = [s.enqueued_timestamp.timestamp() for s in info.pending_steps if s.run_id == self.run_id and s.assigned_timestamp is None]
         return min(mine) if mine else None
 
@@ -256,16 +260,16 @@ class RunWatchdog:
             if since is None:
                 announced = False
                 continue
-            holders = [h for h in slot_holders(self.instance) if h != self.run_id]
+            holders = [h for h in slot_holders(self.instance, self.pool) if h != self.run_id]
             if not announced:
-                self.say(f"waiting for the {WRITER_POOL} slot, held by run {', '.join(holders) or 'none'}; giving up after {self.timeout:g} s")
+                self.say(f"waiting for the {self.pool} slot, held by run {', '.join(holders) or 'none'}; giving up after {self.timeout:g} s")
                 announced = True
             if time.time() - since >= self.timeout:
                 self._give_up(holders)
 
     def _give_up(self, holders: list[str]) -> None:
         message = (
-            f"gave up after {self.timeout:g} s waiting for the {WRITER_POOL} slot held by run {', '.join(holders)}; "
+            f"gave up after {self.timeout:g} s waiting for the {self.pool} slot held by run {', '.join(holders)}; "
             "the steps that had finished are kept, the rest will run in the next slot"
         )
         run = self.instance.get_run_by_id(self.run_id)

@@ -7,16 +7,18 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ..dashboard import website
-from ..dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
-from ..dashboard.deploy import DeployError, deploy
-from ..dashboard.page import render_page, render_recap_page
-from ..ml.model_store import ModelRefused, load_model, sidecar_path
-from ..plays.store import history_or_empty
-from ..resources import DataStore, ListeningSourceResource
-from ..storage.files import read_json, read_parquet_or_empty, write_json, write_text, writer_lock
-from ..storage.paths import DataPaths
-from .common import WRITER_POOL, md_table
+from ...dashboard import website
+from ...dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
+from ...dashboard.deploy import DeployError, deploy
+from ...dashboard.page import render_page, render_recap_page
+from ...ml.model_store import ModelRefused, load_model, sidecar_path
+from ...plays.store import history_or_empty
+from ...listeners.config import ListenerSettings
+from ...resources import DataStore, ListeningSourceResource, env_or
+from ...storage.files import read_json, read_parquet_or_empty, write_json, write_text, writer_lock
+from ...storage.paths import DataPaths
+from ..factory import listener_asset, per_listener, sibling
+from ..common import md_table
 
 RECAP_PAGE = "recap.html"
 
@@ -49,17 +51,26 @@ class WebsiteDeployment(dg.ConfigurableResource):
     commit_message: str = "Update Spotify Brain dashboard"
 
 
+def website_files(target_dir: str, page: bool) -> dict[str, str]:
+    """The files of export/ to publish and where they go in the website repository."""
+    names = ["dashboard_data.json"] + (["index.html", "recap.html"] if page else [])
+    return {name: f"{target_dir}/{name}" for name in names}
+
+
 def website_deployment_from_env() -> WebsiteDeployment:
-    target_dir = os.environ.get(WEBSITE_DIR_ENV) or "spotify-brain"
-    files = {"dashboard_data.json": f"{target_dir}/dashboard_data.json"}
-    if os.environ.get(WEBSITE_PAGE_ENV, "").lower() in ("1", "true", "yes"):
-        files["index.html"] = f"{target_dir}/index.html"
-        files["recap.html"] = f"{target_dir}/recap.html"
     return WebsiteDeployment(
-        repo_path=os.environ.get(WEBSITE_REPO_ENV) or None,
-        files=files,
+        repo_path=env_or(WEBSITE_REPO_ENV, None),
+        files=website_files(os.environ.get(WEBSITE_DIR_ENV) or "spotify-brain", os.environ.get(WEBSITE_PAGE_ENV, "").lower() in ("1", "true", "yes")),
         push=os.environ.get(WEBSITE_PUSH_ENV, "").lower() in ("1", "true", "yes"),
     )
+
+
+def website_for_listener(listener: ListenerSettings) -> WebsiteDeployment:
+    """A household listener's website, from listeners.yaml (none: the dashboard stays in its export/)."""
+    site = listener.website
+    if site is None:
+        return WebsiteDeployment()
+    return WebsiteDeployment(repo_path=site.repo_path, files=website_files(site.dir, site.page), push=site.push)
 
 
 LISTENED = ["track_id", "played_at", "ms_played"]
@@ -131,11 +142,10 @@ def gather_inputs(
     )
 
 
-@dg.asset(
+@listener_asset(
     deps=["history", "predictions", "prediction_scores", "drift_report", "mood_evaluation", "session_evaluation"],
     group_name="reporting",
     kinds={"json", "html"},
-    pool=WRITER_POOL,
 )
 def dashboard(
     context: dg.AssetExecutionContext,
@@ -148,7 +158,7 @@ def dashboard(
     dashboard.schema.json), a self-contained page `export/index.html` that renders it offline on a
     phone or a desktop, and `export/recap.html`, the yearly recap alone, to share."""
     paths = store.paths
-    latest = context.instance.get_latest_materialization_event(dg.AssetKey("ingestions"))
+    latest = context.instance.get_latest_materialization_event(sibling(context.asset_key, "ingestions"))
     last_ingestion = pd.Timestamp(latest.timestamp, unit="s", tz="UTC") if latest else None
     with writer_lock(paths.lock):
         inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion, scheduled_jobs(context.instance))
@@ -186,7 +196,7 @@ def dashboard(
     )
 
 
-@dg.asset(deps=[dashboard], group_name="reporting", kinds={"git"})
+@listener_asset(deps=[dashboard], group_name="reporting", kinds={"git"}, writes=False)
 def published_dashboard(context: dg.AssetExecutionContext, store: DataStore, website: WebsiteDeployment) -> dg.MaterializeResult:
     """The dashboard as published in the owner's website repository: the configured files copied
     there and committed when they changed (pushed when asked). Not configured: nothing to do."""
@@ -216,3 +226,8 @@ def published_dashboard(context: dg.AssetExecutionContext, store: DataStore, web
             "repository": dg.MetadataValue.path(website.repo_path),
         }
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(dashboard, published_dashboard)

@@ -10,10 +10,10 @@ from typing import Iterator
 import dagster as dg
 import pandas as pd
 
-from ..imports.discover import MIB, ExportFileError, ReadLimits, discover
-from ..imports.features import Progress, fetch_features
-from ..imports.identify import summarize_unidentified
-from ..imports.importer import (
+from ...imports.discover import MIB, ExportFileError, ReadLimits, discover
+from ...imports.features import Progress, fetch_features
+from ...imports.identify import summarize_unidentified
+from ...imports.importer import (
     complete_plays,
     conform_unavailable,
     features_known,
@@ -22,16 +22,17 @@ from ..imports.importer import (
     tracks_to_fetch,
     unavailable_rows,
 )
-from ..imports.output import conform_export, read_export_plays, write_export_plays
-from ..plays.ingest import CACHE_COLUMNS, FEATURES_BATCH, UNAVAILABLE_COLUMNS, conform_cache
-from ..plays.merge import DEFAULT_TOLERANCE_SECONDS, reconcile
-from ..plays.schema import PLAY_COLUMNS, conform, key_in, required
-from ..plays.store import load_plays
-from ..resources import DataStore, ListeningSourceResource
-from ..sources.base import SourceUnavailable
-from ..sources.http import RateLimited, ServiceFailing
-from ..storage.files import read_json, read_parquet, read_parquet_or_empty, write_json, write_parquet, writer_lock
-from .common import WRITER_POOL, WRITER_RUN_TAGS, path_metadata, retried_on_network_errors, table, table_metadata
+from ...imports.output import conform_export, read_export_plays, write_export_plays
+from ...plays.ingest import CACHE_COLUMNS, FEATURES_BATCH, UNAVAILABLE_COLUMNS, conform_cache
+from ...plays.merge import DEFAULT_TOLERANCE_SECONDS, reconcile
+from ...plays.schema import PLAY_COLUMNS, conform, key_in, required
+from ...plays.store import load_plays
+from ...resources import DataStore, ListeningSourceResource
+from ...sources.base import SourceUnavailable
+from ...sources.http import RateLimited, ServiceFailing
+from ...storage.files import read_json, read_parquet, read_parquet_or_empty, write_json, write_parquet, writer_lock
+from ..factory import Listener, listener_asset, per_listener
+from ..common import path_metadata, retried_on_network_errors, table, table_metadata
 
 PROGRESS_LOG_SECONDS = 30.0
 RESUME_AFTER_MINUTES = 15.0
@@ -97,10 +98,9 @@ class StrictFeatures:
         return items
 
 
-@dg.asset(
+@listener_asset(
     group_name="ingestion",
     kinds={"parquet"},
-    pool=WRITER_POOL,
     code_version="1",  # bump when a release changes what an import of the same files writes
     output_required=False,  # nothing to import: no materialization, and plays/history are skipped
 )
@@ -269,21 +269,11 @@ def spotify_export(
     )
 
 
-#: the import and what it refreshes; the daily full_retrain then learns from the longer history
-import_export_job = dg.define_asset_job(
-    "import_export",
-    selection=dg.AssetSelection.assets("spotify_export", "plays", "history"),
-    tags=WRITER_RUN_TAGS,
-    description="Import Spotify's data export from imports/ and merge its plays into plays and history.",
-)
-
-
 def _digest(versions: dict[str, str]) -> str:
     return hashlib.sha1(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dg.sensor(job=import_export_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def spotify_export_sensor(context: dg.SensorEvaluationContext, store: DataStore) -> dg.SensorResult | dg.SkipReason:
+def export_sensor(context: dg.SensorEvaluationContext, store: DataStore) -> dg.SensorResult | dg.SkipReason:
     """Starts `import_export` when export files appear or change in imports/, and resumes a paused import.
 
     New files must look the same on two ticks in a row (a large zip may still be copying). A paused
@@ -307,3 +297,23 @@ def spotify_export_sensor(context: dg.SensorEvaluationContext, store: DataStore)
             return dg.RunRequest(run_key=f"resume:{state['updated_at']}")
         return dg.SkipReason(f"import paused ({state.get('reason')}); resuming {RESUME_AFTER_MINUTES:g} min after {paused_at}")
     return dg.SkipReason("no new export files in imports/")
+
+
+def import_jobs(listener: Listener) -> dg.Definitions:
+    """The listener's `import_export` job (the import and what it refreshes; the daily full_retrain
+    then learns from the longer history) and the sensor that starts it."""
+    job = dg.define_asset_job(
+        listener.job("import_export"),
+        selection=dg.AssetSelection.assets(*(listener.key(a) for a in ("spotify_export", "plays", "history"))),
+        tags=listener.run_tags,
+        description="Import Spotify's data export from imports/ and merge its plays into plays and history.",
+    )
+    sensor = dg.sensor(
+        name=listener.job("spotify_export_sensor"), job=job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+    )(listener.bind(export_sensor))
+    return dg.Definitions(jobs=[job], sensors=[sensor])
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(spotify_export, extra=import_jobs)

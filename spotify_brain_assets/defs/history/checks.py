@@ -5,13 +5,14 @@ from typing import Iterator
 import dagster as dg
 import pandas as pd
 
-from ..imports.output import replaced_keys
-from ..plays.schema import KEY, OPTIONAL_COLUMNS
-from ..plays.sessions import DEFAULT_GAP_MINUTES, gap_rule_violations
-from ..plays.store import history_or_empty
-from ..resources import DataStore
-from ..storage.files import parquet_metadata, read_parquet
-from .history import GAP_MINUTES, history
+from ...imports.output import replaced_keys
+from ...plays.schema import KEY, OPTIONAL_COLUMNS
+from ...plays.sessions import DEFAULT_GAP_MINUTES, gap_rule_violations
+from ...plays.store import history_or_empty
+from ...resources import DataStore
+from ...storage.files import parquet_metadata, read_parquet
+from ..factory import listener_multi_check, per_listener
+from .history import GAP_MINUTES
 
 #: each check on history and what it guarantees (the UI shows this as the check's description)
 HISTORY_CHECKS = {
@@ -25,8 +26,8 @@ HISTORY_CHECKS = {
 }
 
 
-@dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=history, blocking=True, description=text) for name, text in HISTORY_CHECKS.items()]
+@listener_multi_check(
+    specs=[dg.AssetCheckSpec(name, asset="history", blocking=True, description=text) for name, text in HISTORY_CHECKS.items()]
 )
 def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
     """Blocking checks on history: a failure stops everything downstream of it in the run."""
@@ -60,3 +61,8 @@ def history_checks(store: DataStore) -> Iterator[dg.AssetCheckResult]:
     yield dg.AssetCheckResult(
         check_name="no_play_lost", passed=lost == 0, metadata={"plays_lost": lost, "plays_replaced": replaced}
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(history_checks)

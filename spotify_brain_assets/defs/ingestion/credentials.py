@@ -5,9 +5,9 @@ import pandas as pd
 
 import dagster as dg
 
-from ..resources import ListeningSourceResource
-from ..sources.spotify_resource import AUTHORIZED_AT_ENV, SpotifyResource
-from .ingestion import ingestions
+from ...resources import ListeningSourceResource
+from ...sources.spotify_resource import AUTHORIZED_AT_ENV, SpotifyResource
+from ..factory import listener_check, per_listener
 
 WARN_AFTER_DAYS = 150  # about 5 months: a month's notice before the 6-month expiry
 EXPIRES_AFTER_DAYS = 182
@@ -25,7 +25,7 @@ def token_age(authorized_at: str | None, now: pd.Timestamp) -> pd.Timedelta | No
     return now - when
 
 
-@dg.asset_check(asset=ingestions, blocking=False)
+@listener_check(asset="ingestions", blocking=False)
 def spotify_refresh_token_age(listening_source: ListeningSourceResource) -> dg.AssetCheckResult:
     """Warns when the Spotify refresh token is older than 5 months: Spotify expires it after 6.
 
@@ -59,3 +59,8 @@ def spotify_refresh_token_age(listening_source: ListeningSourceResource) -> dg.A
         ),
         metadata={"authorized_at": str(pd.Timestamp(authorized_at)), "age_days": days, "days_until_expiry": left},
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(spotify_refresh_token_age)

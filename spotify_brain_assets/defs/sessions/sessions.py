@@ -3,14 +3,14 @@
 import dagster as dg
 import pandas as pd
 
-from ..ml.classifiers import session_candidate
-from ..ml.evaluation import SESSION_METRICS
-from ..ml.session_features import FEATURE_COLUMNS, KEY_COLUMNS, LEADS, TARGET, session_dataset as build_session_dataset
-from ..plays.schema import is_demo
-from ..plays.store import history_or_empty
-from ..resources import DataStore
-from ..storage.files import read_parquet, write_parquet, writer_lock
-from .classifiers import (
+from ...ml.classifiers import session_candidate
+from ...ml.evaluation import SESSION_METRICS
+from ...ml.session_features import FEATURE_COLUMNS, KEY_COLUMNS, LEADS, TARGET, session_dataset as build_session_dataset
+from ...plays.schema import is_demo
+from ...plays.store import history_or_empty
+from ...resources import DataStore
+from ...storage.files import read_parquet, write_parquet, writer_lock
+from ..classifiers import (
     ORIGINS_KEY,
     TIMEZONE_KEY,
     ClassifierConfig,
@@ -21,8 +21,8 @@ from .classifiers import (
     evaluation_result,
     store_outcome,
 )
-from .common import WRITER_POOL, md_table
-from .history import history
+from ..factory import listener_asset, listener_check, per_listener
+from ..common import md_table
 
 
 class SessionDatasetConfig(dg.Config):
@@ -30,7 +30,7 @@ class SessionDatasetConfig(dg.Config):
     seed: int = 42
 
 
-@dg.asset(deps=[history], group_name="sessions", kinds={"parquet"}, pool=WRITER_POOL)
+@listener_asset(deps=["history"], group_name="sessions", kinds={"parquet"})
 def session_dataset(context: dg.AssetExecutionContext, config: SessionDatasetConfig, store: DataStore) -> dg.MaterializeResult:
     """Session-start training set (`processed/session_start_train.parquet`): the day-ahead outlook as
     it is served. A prediction time (`origin`) every 3 hours at a random minute, and for each the
@@ -67,7 +67,7 @@ def session_dataset(context: dg.AssetExecutionContext, config: SessionDatasetCon
     )
 
 
-@dg.asset_check(asset=session_dataset, blocking=True)
+@listener_check(asset=session_dataset, blocking=True)
 def one_row_per_hour_ahead(store: DataStore) -> dg.AssetCheckResult:
     """Every prediction time has its 24 consecutive hours ahead, each starting at or after it and
     within a day, and no feature is missing."""
@@ -86,7 +86,7 @@ class SessionClassifierConfig(ClassifierConfig):
     families: list[str] = ["xgboost", "logistic"]  # the model families the backtest compares
 
 
-@dg.asset(deps=[session_dataset], group_name="sessions", kinds={"xgboost"}, pool=WRITER_POOL)
+@listener_asset(deps=[session_dataset], group_name="sessions", kinds={"xgboost"})
 def session_classifier(context: dg.AssetExecutionContext, config: SessionClassifierConfig, store: DataStore) -> dg.MaterializeResult:
     """The session-start model in use (`models/session_classifier.pkl`): the probability that a
     listening session starts in each of the next 24 local hours, as known at prediction time.
@@ -109,14 +109,14 @@ def session_classifier(context: dg.AssetExecutionContext, config: SessionClassif
     return dg.MaterializeResult(metadata=classifier_metadata(report, paths.session_classifier))
 
 
-@dg.asset_check(asset=session_classifier, blocking=True, name="promotion_gate")
+@listener_check(asset=session_classifier, blocking=True, name="promotion_gate")
 def session_promotion_gate(store: DataStore) -> dg.AssetCheckResult:
     """Was the newest candidate promoted? If not, what serves instead and why (not clearly better
     than the best prior or the model in use on the backtest, or too little data)."""
     return gate_result(store.paths, "session_classifier", store.paths.session_classifier)
 
 
-@dg.asset(deps=[session_classifier], group_name="sessions", kinds={"json"}, pool=WRITER_POOL)
+@listener_asset(deps=[session_classifier], group_name="sessions", kinds={"json"})
 def session_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
     """How the newest session candidate did on the backtest (`metrics/session_evaluation.json`): log
     loss and Brier score (deciding), PR-AUC, ROC-AUC and calibration error per fold and over all
@@ -130,3 +130,8 @@ def session_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> d
     if report["status"] == "trained":
         meta["by_hours_ahead"] = md_table(pd.DataFrame(report["by_lead"]))
     return dg.MaterializeResult(metadata=meta)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(session_dataset, one_row_per_hour_ahead, session_classifier, session_promotion_gate, session_evaluation)

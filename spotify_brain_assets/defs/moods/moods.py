@@ -5,18 +5,18 @@ from typing import Optional
 import dagster as dg
 import pandas as pd
 
-from ..ml.assign import read_centroids
-from ..ml.classifiers import mood_candidate, skipped_outcome
-from ..ml.clusters import ClusterSettings, NotEnoughPlays, clusters_document, fit_mood_clusters
-from ..ml.evaluation import MOOD_METRICS
-from ..ml.mood_features import DEFAULT_WINDOW, TARGET, feature_columns
-from ..ml.mood_features import mood_dataset as build_mood_dataset
-from ..ml.model_store import previous_path
-from ..plays.schema import is_demo
-from ..plays.store import history_or_empty, load_plays
-from ..resources import DataStore
-from ..storage.files import CorruptFileError, keep_previous, parquet_metadata, read_parquet, write_json, write_parquet, writer_lock
-from .classifiers import (
+from ...ml.assign import read_centroids
+from ...ml.classifiers import mood_candidate, skipped_outcome
+from ...ml.clusters import ClusterSettings, NotEnoughPlays, clusters_document, fit_mood_clusters
+from ...ml.evaluation import MOOD_METRICS
+from ...ml.mood_features import DEFAULT_WINDOW, TARGET, feature_columns
+from ...ml.mood_features import mood_dataset as build_mood_dataset
+from ...ml.model_store import previous_path
+from ...plays.schema import is_demo
+from ...plays.store import history_or_empty, load_plays
+from ...resources import DataStore
+from ...storage.files import CorruptFileError, keep_previous, parquet_metadata, read_parquet, write_json, write_parquet, writer_lock
+from ..classifiers import (
     ORIGINS_KEY,
     TIMEZONE_KEY,
     ClassifierConfig,
@@ -27,8 +27,8 @@ from .classifiers import (
     evaluation_result,
     store_outcome,
 )
-from .common import WRITER_POOL, md_table
-from .history import history, plays
+from ..factory import listener_asset, listener_check, per_listener
+from ..common import md_table
 
 WINDOW_KEY = "spotify_brain.window"
 
@@ -54,7 +54,7 @@ class MoodClustersConfig(dg.Config):
         )
 
 
-@dg.asset(deps=[plays], group_name="moods", kinds={"scikitlearn", "json"}, pool=WRITER_POOL)
+@listener_asset(deps=["plays"], group_name="moods", kinds={"scikitlearn", "json"})
 def mood_clusters(context: dg.AssetExecutionContext, config: MoodClustersConfig, store: DataStore) -> dg.MaterializeResult:
     """The listener's moods: KMeans clusters of valence, energy, danceability, acousticness,
     instrumentalness and normalized tempo over every play (`models/mood_clusters.json`).
@@ -110,7 +110,7 @@ class MoodDatasetConfig(dg.Config):
     window: int = DEFAULT_WINDOW  # plays of the session so far that predict the next play's mood
 
 
-@dg.asset(deps=[history], group_name="moods", kinds={"parquet"}, pool=WRITER_POOL)
+@listener_asset(deps=["history"], group_name="moods", kinds={"parquet"})
 def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, store: DataStore) -> dg.MaterializeResult:
     """Next-track training set (`processed/mood_nexttrack_train.parquet`): one row per position in a
     session where the last `window` plays predict the next play's mood cluster.
@@ -147,7 +147,7 @@ def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, s
     )
 
 
-@dg.asset_check(asset=mood_dataset, blocking=True)
+@listener_check(asset=mood_dataset, blocking=True)
 def targets_are_current_clusters(store: DataStore) -> dg.AssetCheckResult:
     """Every target mood is a cluster of models/mood_clusters.json: labels are observed, never predicted."""
     paths = store.paths
@@ -164,7 +164,7 @@ class MoodClassifierConfig(ClassifierConfig):
     feature_sets: list[str] = ["mood+audio", "mood"]  # XGBoost with and without the window's audio features
 
 
-@dg.asset(deps=[mood_dataset, history], group_name="moods", kinds={"xgboost"}, pool=WRITER_POOL)
+@listener_asset(deps=[mood_dataset, "history"], group_name="moods", kinds={"xgboost"})
 def mood_classifier(context: dg.AssetExecutionContext, config: MoodClassifierConfig, store: DataStore) -> dg.MaterializeResult:
     """The next-track mood model in use (`models/mood_classifier.pkl`, XGBoost multi:softprob).
 
@@ -193,14 +193,14 @@ def mood_classifier(context: dg.AssetExecutionContext, config: MoodClassifierCon
     return dg.MaterializeResult(metadata=classifier_metadata(report, paths.mood_classifier))
 
 
-@dg.asset_check(asset=mood_classifier, blocking=True, name="promotion_gate")
+@listener_check(asset=mood_classifier, blocking=True, name="promotion_gate")
 def mood_promotion_gate(store: DataStore) -> dg.AssetCheckResult:
     """Was the newest candidate promoted? If not, what serves instead and why (not clearly better
     than the best baseline or the model in use on the backtest, or too little data)."""
     return gate_result(store.paths, "mood_classifier", store.paths.mood_classifier)
 
 
-@dg.asset(deps=[mood_classifier], group_name="moods", kinds={"json"}, pool=WRITER_POOL)
+@listener_asset(deps=[mood_classifier], group_name="moods", kinds={"json"})
 def mood_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
     """How the newest mood candidate did on the backtest (`metrics/mood_evaluation.json`): log loss
     (deciding), accuracy, macro F1, one-vs-rest ROC-AUC and calibration error per fold and over all
@@ -210,3 +210,8 @@ def mood_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> dg.M
     """
     _, meta = evaluation_result(context, store.paths, "mood_classifier", store.paths.mood_evaluation, "mood_model", MOOD_METRICS)
     return dg.MaterializeResult(metadata=meta)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(mood_clusters, mood_dataset, targets_are_current_clusters, mood_classifier, mood_promotion_gate, mood_evaluation)

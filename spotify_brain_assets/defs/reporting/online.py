@@ -5,16 +5,16 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from ..ml.model_store import sidecar_path
-from ..ml.online import LOG_COLUMNS, METRICS, MOOD, SERVED, SESSION, TASKS, WINDOWS, conform_log, empty_log, log_rows, score_report, unlogged
-from ..plays.sessions import DEFAULT_GAP_MINUTES
-from ..plays.store import history_or_empty
-from ..resources import DataStore, ListeningSourceResource
-from ..storage.files import CorruptFileError, parquet_metadata, quarantine, read_json, read_parquet, write_json, write_parquet, writer_lock
-from ..storage.paths import DataPaths
-from .common import WRITER_POOL, md_table
-from .history import GAP_MINUTES, history
-from .reports import predictions
+from ...ml.model_store import sidecar_path
+from ...ml.online import LOG_COLUMNS, METRICS, MOOD, SERVED, SESSION, TASKS, WINDOWS, conform_log, empty_log, log_rows, score_report, unlogged
+from ...plays.sessions import DEFAULT_GAP_MINUTES
+from ...plays.store import history_or_empty
+from ...resources import DataStore, ListeningSourceResource
+from ...storage.files import CorruptFileError, parquet_metadata, quarantine, read_json, read_parquet, write_json, write_parquet, writer_lock
+from ...storage.paths import DataPaths
+from ..history.history import GAP_MINUTES
+from ..factory import listener_asset, listener_check, per_listener, sibling
+from ..common import md_table
 
 CHECK_DAYS = 14
 MIN_SCORED = 20  # fewer scored predictions than this say nothing about who is better
@@ -53,11 +53,11 @@ def _model_versions(paths: DataPaths) -> dict[str, str]:
 
 
 def _ingested_in_this_run(context: dg.AssetExecutionContext) -> bool:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("ingestions"))
+    event = context.instance.get_latest_materialization_event(sibling(context.asset_key, "ingestions"))
     return event is not None and event.run_id == context.run.run_id and "skipped" not in event.asset_materialization.metadata
 
 
-@dg.asset(deps=[predictions, history], group_name="reporting", kinds={"parquet", "json"}, pool=WRITER_POOL)
+@listener_asset(deps=["predictions", "history"], group_name="reporting", kinds={"parquet", "json"})
 def prediction_scores(
     context: dg.AssetExecutionContext, config: PredictionScoresConfig, store: DataStore, listening_source: ListeningSourceResource
 ) -> dg.MaterializeResult:
@@ -123,7 +123,7 @@ def prediction_scores(
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset_check(asset=prediction_scores, description=f"WARN when the served model scored worse (log loss) than the best baseline over the last {CHECK_DAYS} days")
+@listener_check(asset=prediction_scores, description=f"WARN when the served model scored worse (log loss) than the best baseline over the last {CHECK_DAYS} days")
 def served_model_beats_baselines_live(store: DataStore) -> dg.AssetCheckResult:
     report = read_json(store.paths.prediction_scores, None)
     worse, meta = [], {}
@@ -147,3 +147,8 @@ def served_model_beats_baselines_live(store: DataStore) -> dg.AssetCheckResult:
         description=("worse than a baseline on live data: " + "; ".join(worse)) if worse else "the served predictions are not worse than any baseline",
         metadata=meta,
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(prediction_scores, served_model_beats_baselines_live)

@@ -5,14 +5,15 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
-from ..plays.gaps import add_gap, estimate_plays, find_gap, gap_record
-from ..plays.ingest import CACHE_COLUMNS, PENDING_COLUMNS, UNAVAILABLE_COLUMNS, RetryPolicy, conform_cache, cursor_after, ingest
-from ..plays.schema import KEY, check_source_kind, required
-from ..plays.store import known_plays, read_ingestion_files
-from ..resources import DataStore, ListeningSourceResource
-from ..sources.base import RECENTLY_PLAYED_WINDOW, SourceUnavailable
-from ..storage.files import read_json, read_parquet_or_empty, remove_stale_temporaries, write_json, write_parquet, writer_lock
-from .common import INGESTION_PARTITIONS, WRITER_POOL, path_metadata, retried_on_network_errors, table, table_metadata
+from ...plays.gaps import add_gap, estimate_plays, find_gap, gap_record
+from ...plays.ingest import CACHE_COLUMNS, PENDING_COLUMNS, UNAVAILABLE_COLUMNS, RetryPolicy, conform_cache, cursor_after, ingest
+from ...plays.schema import KEY, check_source_kind, required
+from ...plays.store import known_plays, read_ingestion_files
+from ...resources import DataStore, ListeningSourceResource
+from ...sources.base import RECENTLY_PLAYED_WINDOW, SourceUnavailable
+from ...storage.files import read_json, read_parquet_or_empty, remove_stale_temporaries, write_json, write_parquet, writer_lock
+from ..common import path_metadata, retried_on_network_errors, table, table_metadata
+from ..factory import listener_asset, per_listener
 
 FILES_READABLE = "ingestion_files_readable"
 NO_GAP = "no_plays_lost_to_window"
@@ -62,11 +63,10 @@ class IngestionConfig(dg.Config):
     allow_mixed_sources: bool = False  # let demo plays join a real history (or the reverse): never by accident
 
 
-@dg.asset(
-    partitions_def=INGESTION_PARTITIONS,
+@listener_asset(
+    partitioned=True,
     group_name="ingestion",
     kinds={"parquet"},
-    pool=WRITER_POOL,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(hours=1)),
     check_specs=[
         dg.AssetCheckSpec(FILES_READABLE, asset="ingestions", description="Every ingestion file read; unreadable ones are moved to quarantine/"),
@@ -171,3 +171,8 @@ def ingestions(
             "stale_temporaries_removed": len(removed),
         },
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(ingestions)

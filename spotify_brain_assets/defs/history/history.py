@@ -3,17 +3,17 @@
 import dagster as dg
 import pandas as pd
 
-from ..imports.output import EXPORT_LEDGER_KEY, export_tolerance, record_replaced, unmerged_export
-from ..ml.assign import load_centroids, nearest_cluster
-from ..plays.merge import merge_plays
-from ..plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform, is_demo
-from ..plays.sessions import DEFAULT_GAP_MINUTES
-from ..plays.store import fingerprint, load_history, load_plays, read_ingestion_files, read_ledger, unmerged_files
-from ..resources import DataStore
-from ..storage.files import keep_previous, parquet_metadata, remove_stale_temporaries, write_json, write_parquet, writer_lock
-from .common import INGESTION_PARTITIONS, WRITER_POOL, table, table_metadata
-from .ingestion import FILES_READABLE, files_readable_check, ingestions, quarantine_table
-from .spotify_export import spotify_export
+from ...imports.output import EXPORT_LEDGER_KEY, export_tolerance, record_replaced, unmerged_export
+from ...ml.assign import load_centroids, nearest_cluster
+from ...plays.merge import merge_plays
+from ...plays.schema import HISTORY_COLUMNS, KEY, UNASSIGNED_MOOD, conform, is_demo
+from ...plays.sessions import DEFAULT_GAP_MINUTES
+from ...plays.store import fingerprint, load_history, load_plays, read_ingestion_files, read_ledger, unmerged_files
+from ...resources import DataStore
+from ...storage.files import keep_previous, parquet_metadata, remove_stale_temporaries, write_json, write_parquet, writer_lock
+from ..common import table, table_metadata
+from ..factory import ingestion_partitions_name, listener_asset, per_listener
+from ..ingestion.ingestions import FILES_READABLE, files_readable_check, quarantine_table
 
 CLUSTERS_FINGERPRINT = "spotify_brain.mood_clusters"
 GAP_MINUTES = "spotify_brain.gap_minutes"
@@ -23,11 +23,10 @@ class SessionConfig(dg.Config):
     gap_minutes: int = DEFAULT_GAP_MINUTES  # a longer pause than this starts a new listening session
 
 
-@dg.asset(
-    deps=[ingestions, spotify_export],
+@listener_asset(
+    deps=["ingestions", "spotify_export"],
     group_name="history",
     kinds={"parquet"},
-    pool=WRITER_POOL,
     code_version="1",  # bump when a release changes merging or sessionizing
     check_specs=[dg.AssetCheckSpec(FILES_READABLE, asset="plays", description="Every ingestion file merged; unreadable ones are moved to quarantine/")],
 )
@@ -61,10 +60,10 @@ def plays(context: dg.AssetExecutionContext, config: SessionConfig, store: DataS
         ledger.update({EXPORT_LEDGER_KEY: export_version} if export_version else {})
         write_json({"merged": dict(sorted(ledger.items()))}, paths.plays_ledger)
 
-    known_partitions = set(context.instance.get_dynamic_partitions(INGESTION_PARTITIONS.name))
-    unregistered = sorted(set(files) - known_partitions)
+    partitions = ingestion_partitions_name(context.asset_key)
+    unregistered = sorted(set(files) - set(context.instance.get_dynamic_partitions(partitions)))
     if unregistered:
-        context.instance.add_dynamic_partitions(INGESTION_PARTITIONS.name, unregistered)
+        context.instance.add_dynamic_partitions(partitions, unregistered)
     for q in quarantined:
         context.log.error(f"{q['original_path']} is unreadable ({q['reason']}): moved to {q['quarantined_path']}, not merged")
     return dg.MaterializeResult(
@@ -101,11 +100,10 @@ def assign_moods(plays_df: pd.DataFrame, previous: pd.DataFrame | None, centroid
     return conform(out, HISTORY_COLUMNS)
 
 
-@dg.asset(
-    deps=[plays, dg.AssetKey("mood_clusters")],
+@listener_asset(
+    deps=[plays, "mood_clusters"],
     group_name="history",
     kinds={"parquet"},
-    pool=WRITER_POOL,
     code_version="1",  # bump when a release changes how moods are assigned
 )
 def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.MaterializeResult:
@@ -146,3 +144,8 @@ def history(context: dg.AssetExecutionContext, store: DataStore) -> dg.Materiali
             "path": dg.MetadataValue.path(str(paths.history)),  # written above, also when empty
         }
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(plays, history)

@@ -3,26 +3,24 @@
 import dagster as dg
 import pandas as pd
 
-from ..ml.assign import read_centroids
-from ..ml.clusters import unique_labels
-from ..ml.drift import DriftSettings, drift_report as build_drift_report
-from ..ml.evaluation import set_run_drift
-from ..ml.model_store import ModelRefused, load_model, sidecar_version
-from ..ml.baselines import PLAIN
-from ..ml.backtest import plain
-from ..ml.classifiers import DEFAULT_BASELINE
-from ..ml.families import Recipe
-from ..ml.predict import baseline_next_mood, next_mood
-from ..ml.predict import outlook as outlook_for
-from ..plays.schema import is_demo
-from ..plays.store import history_or_empty
-from ..resources import DataStore, ListeningSourceResource
-from ..storage.files import CorruptFileError, read_json, write_json, writer_lock
-from .classifiers import drift_summary, report_path
-from .common import WRITER_POOL, md_table
-from .history import history
-from .moods import mood_classifier, mood_clusters
-from .sessions import session_classifier
+from ...ml.assign import read_centroids
+from ...ml.clusters import unique_labels
+from ...ml.drift import DriftSettings, drift_report as build_drift_report
+from ...ml.evaluation import set_run_drift
+from ...ml.model_store import ModelRefused, load_model, sidecar_version
+from ...ml.baselines import PLAIN
+from ...ml.backtest import plain
+from ...ml.classifiers import DEFAULT_BASELINE
+from ...ml.families import Recipe
+from ...ml.predict import baseline_next_mood, next_mood
+from ...ml.predict import outlook as outlook_for
+from ...plays.schema import is_demo
+from ...plays.store import history_or_empty
+from ...resources import DataStore, ListeningSourceResource
+from ...storage.files import CorruptFileError, read_json, write_json, writer_lock
+from ..classifiers import drift_summary, report_path
+from ..factory import listener_asset, per_listener
+from ..common import md_table
 
 
 class DriftConfig(dg.Config):
@@ -33,7 +31,7 @@ class DriftConfig(dg.Config):
     psi_bins: int = 10
 
 
-@dg.asset(deps=[history], group_name="reporting", kinds={"json"}, pool=WRITER_POOL)
+@listener_asset(deps=["history"], group_name="reporting", kinds={"json"})
 def drift_report(
     context: dg.AssetExecutionContext, config: DriftConfig, store: DataStore, listening_source: ListeningSourceResource
 ) -> dg.MaterializeResult:
@@ -114,11 +112,10 @@ def _served_model(path, kind: str, timezone: str) -> tuple[dict | None, str | No
     return bundle, None
 
 
-@dg.asset(
-    deps=[history, mood_clusters, mood_classifier, session_classifier],
+@listener_asset(
+    deps=["history", "mood_clusters", "mood_classifier", "session_classifier"],
     group_name="reporting",
     kinds={"json"},
-    pool=WRITER_POOL,
 )
 def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, store: DataStore, listening_source: ListeningSourceResource) -> dg.MaterializeResult:
     """The current outlook (`processed/predictions.json`), made at the listening source's clock
@@ -192,3 +189,8 @@ def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, st
         meta["next_24_hours"] = md_table(pd.DataFrame(doc["session_start"]["hours"])[["hour_start", "lead_hours", "probability"]], max_rows=25)
         meta["expected_sessions_next_24h"] = round(sum(h["probability"] for h in doc["session_start"]["hours"]), 3)
     return dg.MaterializeResult(metadata=meta)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return per_listener(drift_report, predictions)

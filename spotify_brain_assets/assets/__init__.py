@@ -1,1 +1,0 @@
-"""Thin Dagster assets that wire the pure logic to the data root."""
