@@ -17,6 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from .defs.automation import HOUSEHOLD_JOB
+from .defs.factory import Listener, household
 from .runtime.env import load_env_file
 from .runtime.runs import RunWatchdog, SlotWaitTimeout, prepare_instance, run_tags, slot_run, wait_for_writer_slot
 from .sources import authorize
@@ -59,11 +61,28 @@ def _report(result: dg.ExecuteInProcessResult) -> bool:
     return result.success
 
 
+class UnknownListener(ValueError):
+    pass
+
+
+def listeners(name: str | None = None) -> list[Listener]:
+    """The listeners a command acts on: all of listeners.yaml (or the one listener), or the one named."""
+    every = household()
+    if name is None:
+        return every
+    if every[0].name is None:
+        raise UnknownListener(f"--listener {name}: there is no listeners.yaml, so there is one listener (README, 'Several listeners')")
+    chosen = [listener for listener in every if listener.name == name]
+    if not chosen:
+        raise UnknownListener(f"--listener {name}: not in listeners.yaml (listeners: {', '.join(str(l.name) for l in every)})")
+    return chosen
+
+
 def _execute(
     instance: dg.DagsterInstance, job_name: str, wait_minutes: float, partition_key: str | None = None,
-    run_config: dict | None = None, resources: dict | None = None,
+    run_config: dict | None = None, resources: dict | None = None, listener: Listener = Listener(),
 ) -> bool:
-    """Execute a job here, after dead runs are reaped and the writer slot is free (or given up on).
+    """Execute a job here, after dead runs are reaped and the listener's writer slot is free (or given up on).
 
     `resources` replaces the definitions' (the soak benchmark points the source at its fake server).
     """
@@ -71,12 +90,12 @@ def _execute(
 
     wait = wait_minutes * 60
     if not instance.is_ephemeral:
-        wait_for_writer_slot(instance, wait, _say)
+        wait_for_writer_slot(instance, wait, _say, pool=listener.pool)
     if partition_key:
-        instance.add_dynamic_partitions("ingestions", [partition_key])
+        instance.add_dynamic_partitions(listener.partitions.name, [partition_key])
     run_id = str(uuid.uuid4())  # known before the run starts, for the watchdog
     job = defs.resolve_job_def(job_name)
-    watchdog = contextlib.nullcontext() if instance.is_ephemeral else RunWatchdog(instance, run_id, wait, _say)
+    watchdog = contextlib.nullcontext() if instance.is_ephemeral else RunWatchdog(instance, run_id, wait, _say, pool=listener.pool)
     with watchdog:
         result = job.execute_in_process(
             instance=instance, partition_key=partition_key, run_config={**QUIET, **(run_config or {})}, run_id=run_id, tags=run_tags(),
@@ -87,7 +106,7 @@ def _execute(
 
 def run_update(
     instance: dg.DagsterInstance, slot: str | None = None, wait_minutes: float = DEFAULT_WAIT_MINUTES,
-    allow_mixed_sources: bool = False, resources: dict | None = None,
+    allow_mixed_sources: bool = False, resources: dict | None = None, listener: Listener = Listener(),
 ) -> bool:
     from .defs.automation import slot_key
     from .definitions import defs
@@ -96,16 +115,24 @@ def run_update(
     if slot is None:
         with defs.resources["listening_source"].process_config_and_initialize_cm() as source:  # its dg.EnvVar resolved
             key = slot_key(source.now())  # the source's clock may be frozen
-        done = slot_run(instance, key)
+        done = slot_run(instance, key, listener.job("update"))
         if done is not None:  # the slot sensor asks the same question, so neither repeats the other
-            print(f"update: slot {key} already done by run {done.run_id} ({done.status.value}); nothing to do")
+            print(f"{listener.job('update')}: slot {key} already done by run {done.run_id} ({done.status.value}); nothing to do")
             return True
-    config = {"ops": {"ingestions": {"config": {"allow_mixed_sources": True}}}} if allow_mixed_sources else None
-    return _execute(instance, "update", wait_minutes, partition_key=key, run_config=config, resources=resources)
+    op = listener.key("ingestions").to_python_identifier()
+    config = {"ops": {op: {"config": {"allow_mixed_sources": True}}}} if allow_mixed_sources else None
+    return _execute(instance, listener.job("update"), wait_minutes, partition_key=key, run_config=config, resources=resources, listener=listener)
 
 
-def run_full_retrain(instance: dg.DagsterInstance, wait_minutes: float = DEFAULT_WAIT_MINUTES, resources: dict | None = None) -> bool:
-    return _execute(instance, "full_retrain", wait_minutes, resources=resources)
+def run_full_retrain(
+    instance: dg.DagsterInstance, wait_minutes: float = DEFAULT_WAIT_MINUTES, resources: dict | None = None, listener: Listener = Listener()
+) -> bool:
+    return _execute(instance, listener.job("full_retrain"), wait_minutes, resources=resources, listener=listener)
+
+
+def run_household(instance: dg.DagsterInstance) -> bool:
+    """The household page, from what the listeners' runs stored (it writes no listener's data)."""
+    return _execute(instance, HOUSEHOLD_JOB, 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     update = sub.add_parser("update", parents=[wait], help="run the `update` job for the current :00/:30 UTC slot")
     update.add_argument("--slot", type=_slot, help="partition key YYYYMMDD_HHMMSS (default: the current slot, skipped when done)")
     update.add_argument("--allow-mixed-sources", action="store_true", help="let demo and real plays share one data root")
-    sub.add_parser("full-retrain", parents=[wait], help="run the `full_retrain` job")
-    sub.add_parser("run", parents=[wait], help="an update slot, then full_retrain: the quickstart")
+    retrain = sub.add_parser("full-retrain", parents=[wait], help="run the `full_retrain` job")
+    run = sub.add_parser("run", parents=[wait], help="an update slot, then full_retrain: the quickstart")
+    for command in (update, retrain, run):
+        command.add_argument("--listener", help="one listener of listeners.yaml (default: every listener)")
     doctor = sub.add_parser("doctor", help="check the data root, the Dagster instance and the credentials")
     doctor.add_argument("--repair", action="store_true", help="also fix what is safe to fix: dead runs, their slots, stale temporaries")
     authorize.register(sub)
@@ -132,18 +161,27 @@ def main(argv: list[str] | None = None) -> int:
         from .runtime.doctor import run_doctor
 
         return run_doctor(_instance, repair=args.repair)
-    instance = _instance()
     try:
-        if args.command == "update":
-            ok = run_update(instance, args.slot, args.wait_minutes, args.allow_mixed_sources)
-        elif args.command == "full-retrain":
-            ok = run_full_retrain(instance, args.wait_minutes)
-        else:
-            ok = run_update(instance, wait_minutes=args.wait_minutes) and run_full_retrain(instance, args.wait_minutes)
+        chosen = listeners(args.listener)
+    except ValueError as exc:  # listeners.yaml wrong, or no such listener
+        _say(f"error: {exc}")
+        return 2
+    instance = _instance()
+    results = []
+    try:
+        for listener in chosen:  # one listener's failure does not keep the others from their slot
+            if args.command == "update":
+                results.append(run_update(instance, args.slot, args.wait_minutes, args.allow_mixed_sources, listener=listener))
+            elif args.command == "full-retrain":
+                results.append(run_full_retrain(instance, args.wait_minutes, listener=listener))
+            else:
+                results.append(run_update(instance, wait_minutes=args.wait_minutes, listener=listener) and run_full_retrain(instance, args.wait_minutes, listener=listener))
+        if chosen[0].name is not None:
+            results.append(run_household(instance))
     except SlotWaitTimeout as exc:
         _say(f"error: {exc}")
         return 75
-    return 0 if ok else 1
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

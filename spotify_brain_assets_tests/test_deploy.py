@@ -1,7 +1,7 @@
 """The household deployment with real components: Debian's PostgreSQL and Redis started here, the
 Dagster daemon running the run queue of deploy/dagster.postgres.yaml, and Celery workers started
-with deploy/celery.yaml. Listeners are emulated on the single-listener graph (data roots, demo
-seeds and listener tags: see spotify_brain_assets/benchmarks/deployment.py)."""
+with deploy/celery.yaml. The household is a listeners.yaml of three demo listeners; the other tests
+run the single-listener graph (data roots, demo seeds and listener tags given per run)."""
 
 import os
 import time
@@ -30,14 +30,27 @@ def cluster():
         yield pg, redis_url
 
 
+THREE = """\
+listeners:
+  - {name: alice, seed: 11, timezone: Europe/Stockholm}
+  - {name: bob, seed: 12}
+  - {name: carol, seed: 13, timezone: America/New_York}
+"""
+
+
 @pytest.fixture
 def household(cluster, tmp_path, request):
-    """A fresh instance (its own database) with the daemon and a Celery config whose timeouts suit a test."""
+    """A fresh instance (its own database) with the daemon and a Celery config whose timeouts suit a test;
+    with the `listeners` marker, its text as listeners.yaml."""
     pg, redis_url = cluster
     database = request.node.name.lower().replace("[", "_").replace("]", "")[:60]
     # a worker that dies with its machine hands its step back after 20 s instead of 75 minutes
     celery_file = dep.celery_config(tmp_path / "celery.yaml", visibility_timeout=20, unacked_restore_interval=1, unacked_restore_throttle=1)
     with dep.deployment(tmp_path / "home", pg.database(database), redis_url, celery_file, default_root=tmp_path / "data") as deployed:
+        marker = request.node.get_closest_marker("listeners")
+        if marker:
+            (tmp_path / "listeners.yaml").write_text(marker.args[0])
+            deployed.env["SPOTIFY_BRAIN_LISTENERS"] = str(tmp_path / "listeners.yaml")
         with dep.Submitter(deployed) as submitter:
             submitter.stop_automation()
             deployed.start_daemon()
@@ -66,19 +79,23 @@ def workers_of(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str
     return found
 
 
+@pytest.mark.listeners(THREE)
 def test_a_household_day_runs_through_the_queue_on_two_workers(household, tmp_path):
     deployed, submitter = household
     deployed.start_worker("w1")
     deployed.start_worker("w2")
     deployed.wait_for_workers(["w1", "w2"])
-    submitter.set_pool_limit(3)
+    root = tmp_path / "data" / "listeners"
     listeners = [
-        dep.Listener("alice", tmp_path / "alice", seed=11, timezone="Europe/Stockholm"),
-        dep.Listener("bob", tmp_path / "bob", seed=12),
-        dep.Listener("carol", tmp_path / "carol", seed=13, timezone="America/New_York"),
+        dep.Listener("alice", root / "alice", seed=11, timezone="Europe/Stockholm"),
+        dep.Listener("bob", root / "bob", seed=12),
+        dep.Listener("carol", root / "carol", seed=13, timezone="America/New_York"),
     ]
     slots = dep.slots("2026-05-04T07:00:00", 3)
-    run_ids = [submitter.submit("update", lst.run_config(clock), lst.tags(), key) for key, clock in slots for lst in listeners]
+    run_ids = [
+        submitter.submit(f"{lst.name}__update", {"resources": {"listening_source": {"config": {"clock": clock}}}}, {}, key, f"{lst.name}__ingestions")
+        for key, clock in slots for lst in listeners
+    ]
 
     records = dep.wait_for_runs(submitter.instance, run_ids, timeout=1200)
 

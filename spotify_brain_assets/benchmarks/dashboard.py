@@ -30,7 +30,7 @@ from ..dashboard.stats import prepare, listening_stats
 from ..plays.schema import HISTORY_COLUMNS, conform
 from ..plays.sessions import session_ids
 from ..sources.demo import MOOD_NAMES, catalog
-from .retrain import synthetic_plays
+from .listeners import synthetic_listener
 
 TARGETS = {"stats_seconds": 2.0, "json_mb": 2.0, "render_seconds": 1.0}
 TIMEZONE = "Europe/Stockholm"
@@ -38,7 +38,7 @@ TIMEZONE = "Europe/Stockholm"
 
 def synthetic_history(years: int, plays_per_day: float, now: pd.Timestamp, seed: int = 7) -> pd.DataFrame:
     """About `years × 365 × plays_per_day` plays with sessions and observed moods."""
-    plays = synthetic_plays(int(years * 365), plays_per_day, now, TIMEZONE, seed)
+    plays = synthetic_listener("routine", int(years * 365), now, TIMEZONE, plays_per_day, seed)
     rng = np.random.default_rng(seed)
     plays["track_id"] = plays["track_id"] + rng.integers(0, 10, len(plays)).astype(str)  # ten versions of each track
     artist_variant = (pd.util.hash_pandas_object(plays["track_id"], index=False) % 50).astype(str)  # one artist per track

@@ -31,7 +31,7 @@ from typing import Iterator
 import dagster as dg
 import yaml
 
-from ..assets.common import WRITER_POOL, WRITER_RUN_TAGS
+from ..defs.common import WRITER_POOL, WRITER_RUN_TAGS
 from ..defs.automation import slot_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -334,11 +334,13 @@ class Submitter:
         for schedule in self.repo.get_schedules():
             self.instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
 
-    def submit(self, job_name: str, run_config: dict, tags: dict[str, str], partition: str | None = None) -> str:
+    def submit(
+        self, job_name: str, run_config: dict, tags: dict[str, str], partition: str | None = None, partitions: str = "ingestions"
+    ) -> str:
         from dagster._cli.job import _create_run  # what `dagster job launch` does, without a process per run
 
         if partition:
-            self.instance.add_dynamic_partitions("ingestions", [partition])
+            self.instance.add_dynamic_partitions(partitions, [partition])
             tags = {**tags, "dagster/partition": partition}
         job = self.repo.get_full_job(job_name)
         run = _create_run(

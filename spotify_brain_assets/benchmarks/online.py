@@ -19,17 +19,17 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..assets.online import append_to_log
+from ..defs.reporting.online import append_to_log
 from ..ml.online import MOOD, SESSION, conform_log, log_rows, score_report
 from ..sources.demo import catalog
 from ..storage.paths import DataPaths
-from .retrain import synthetic_plays
+from .listeners import synthetic_listener
 
 SLOT = pd.Timedelta(minutes=30)
 
 
 def synthetic_history(days: int, plays_per_day: float, end: pd.Timestamp, tz: str) -> pd.DataFrame:
-    plays = synthetic_plays(days, plays_per_day, end, tz)
+    plays = synthetic_listener("routine", days, end, tz, plays_per_day)
     moods = catalog(7).set_index("track_id")["mood"]
     plays["session_id"] = (plays["played_at"].diff() > pd.Timedelta(minutes=30)).cumsum().astype("int64")
     plays["mood_cluster_id"] = plays["track_id"].map(moods).astype("int64")

@@ -324,7 +324,7 @@ class Soak:
         """The real Spotify resource, pointed at the fake, clock frozen, with short waits (in-process)."""
         import dagster as dg
 
-        from ..assets.dashboard import WebsiteDeployment
+        from ..defs.reporting.dashboard import WebsiteDeployment
         from ..resources import DataStore
         from ..sources.spotify_resource import SpotifyResource
 

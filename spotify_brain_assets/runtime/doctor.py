@@ -139,7 +139,7 @@ def check_instance(instance, repair: bool) -> list[Finding]:
 
 def check_settings() -> tuple[list[Finding], str | None]:
     """The listening source and its credentials, the timezone; (findings, the source's origin)."""
-    from ..assets.credentials import EXPIRES_AFTER_DAYS, WARN_AFTER_DAYS, token_age
+    from ..defs.ingestion.credentials import EXPIRES_AFTER_DAYS, WARN_AFTER_DAYS, token_age
     from ..resources import listening_source_from_env, store_from_env
     from ..sources.spotify_resource import AUTHORIZED_AT_ENV, SpotifyResource
 

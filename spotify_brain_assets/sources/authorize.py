@@ -55,11 +55,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--env-file", default=".env", help="where to write the credentials (default ./.env)")
     parser.add_argument("--no-browser", action="store_true", help="print the consent URL instead of opening a browser")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the consent (default 300)")
+    parser.add_argument("--listener", default=None, help="a Spotify listener of listeners.yaml: write the variables it names")
+
+
+def listener_variables(name: str) -> dict[str, str]:
+    """What `authorize --listener NAME` writes, and under which names: those listeners.yaml gives."""
+    from ..listeners.config import CREDENTIALS, ListenersFileError, listeners_path, parse_listeners
+
+    path = listeners_path(Path(__file__).resolve().parents[2])
+    if not path.exists():
+        raise AuthorizationFailed(f"--listener {name}: there is no {path} (see README, 'Several listeners')")
+    try:
+        listeners = {listener.name: listener for listener in parse_listeners(path.read_text(encoding="utf-8"), path)}
+    except (OSError, UnicodeDecodeError, ListenersFileError) as exc:
+        raise AuthorizationFailed(str(exc)) from None
+    if name not in listeners:
+        raise AuthorizationFailed(f"--listener {name}: not in {path} (listeners: {', '.join(listeners)})")
+    if listeners[name].source != "spotify":
+        raise AuthorizationFailed(f"--listener {name}: its source is {listeners[name].source}, not spotify: nothing to authorize")
+    return dict(zip(ENV_KEYS, (listeners[name].variable(c) for c in CREDENTIALS)))
 
 
 def run(args: argparse.Namespace) -> int:
-    client_id = args.client_id or os.environ.get("SPOTIFY_CLIENT_ID") or input("Spotify app client id: ").strip()
-    client_secret = os.environ.get("SPOTIFY_CLIENT_SECRET") or getpass.getpass("Spotify app client secret (not shown): ").strip()
+    try:
+        names = listener_variables(args.listener) if args.listener else dict(zip(ENV_KEYS, ENV_KEYS))
+    except AuthorizationFailed as exc:
+        print(f"spotify-brain authorize: {exc}")
+        return 1
+    env = lambda key: os.environ.get(names[key]) or os.environ.get(key)  # noqa: E731 (a household may share one app)
+    client_id = args.client_id or env("SPOTIFY_CLIENT_ID") or input("Spotify app client id: ").strip()
+    client_secret = env("SPOTIFY_CLIENT_SECRET") or getpass.getpass("Spotify app client secret (not shown): ").strip()
     open_url: Callable[[str], Any] = (lambda url: None) if args.no_browser else webbrowser.open
     try:
         authorize(
@@ -70,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             accounts_url=os.environ.get(ACCOUNTS_URL_ENV) or DEFAULT_ACCOUNTS_URL,
             open_url=open_url,
             timeout=args.timeout,
+            names=names,
         )
     except AuthorizationFailed as exc:
         print(f"spotify-brain authorize: {exc}")
@@ -88,8 +114,10 @@ def authorize(
     timeout: float = 300.0,
     say: Callable[[str], None] = print,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    names: dict[str, str] | None = None,
 ) -> Path:
-    """Run the flow and write `env_file`; returns its path. `open_url` shows the consent page."""
+    """Run the flow and write `env_file`; returns its path. `open_url` shows the consent page;
+    `names` renames the variables written (a household listener's, from listeners.yaml)."""
     if not client_id or not client_secret:
         raise AuthorizationFailed("a client id and a client secret are needed (Spotify developer dashboard → your app)")
     state = secrets.token_urlsafe(16)
@@ -119,12 +147,8 @@ def authorize(
         raise AuthorizationFailed(callback.error)
     refresh_token = _exchange(accounts_url, client_id, client_secret, callback.code or "", redirect_uri)
     authorized_at = now().astimezone(timezone.utc).isoformat(timespec="seconds")
-    write_env(env_file, {
-        "SPOTIFY_CLIENT_ID": client_id,
-        "SPOTIFY_CLIENT_SECRET": client_secret,
-        "SPOTIFY_REFRESH_TOKEN": refresh_token,
-        AUTHORIZED_AT_ENV: authorized_at,
-    })
+    values = dict(zip(ENV_KEYS, (client_id, client_secret, refresh_token, authorized_at)))
+    write_env(env_file, {(names or {}).get(key, key): value for key, value in values.items()})
     say(f"Authorized. Wrote the credentials to {env_file} (readable only by you).")
     if _tracked_by_git(env_file):
         say(f"WARNING: {env_file} is not git-ignored: add it to .gitignore before committing anything.")
