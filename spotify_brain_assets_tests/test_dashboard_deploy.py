@@ -2,6 +2,7 @@
 
 import subprocess
 
+import dagster as dg
 import pytest
 
 from spotify_brain_assets.defs.reporting.dashboard import WebsiteDeployment
@@ -65,7 +66,7 @@ def test_targets_outside_the_repository_are_refused(website, export):
     assert not (repo.parent / "elsewhere").exists()
 
 
-def test_a_push_failure_is_reported_and_the_local_dashboard_stays(website, instance, data_root):
+def test_a_push_failure_is_retried_reported_and_pushed_by_a_later_run(website, instance, data_root, quick_retries):
     repo, remote = website
     (remote / "hooks" / "pre-receive").write_text("#!/bin/sh\necho 'remote says no' >&2\nexit 1\n")
     (remote / "hooks" / "pre-receive").chmod(0o755)
@@ -88,6 +89,14 @@ def test_a_push_failure_is_reported_and_the_local_dashboard_stays(website, insta
     assert "dashboard" in materializations(result)
     assert (repo / "spotify-brain" / "dashboard_data.json").read_text() == DataPaths.at(data_root).dashboard_json.read_text()
     assert git(remote, "rev-list", "--count", "main") == "1"  # the remote has only the site
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY" and e.step_key == "published_dashboard"]
+    assert len(retries) == 3  # the network retry policy's attempts, then the failure
+
+    (remote / "hooks" / "pre-receive").unlink()  # the remote is back; nothing changed locally since
+    again = dg.materialize([defs.get_assets_def("published_dashboard")], instance=instance, resources={
+        "store": store_for(data_root), "website": WebsiteDeployment(repo_path=str(repo), files=FILES, push=True),
+    })
+    assert again.success and git(remote, "rev-parse", "main") == git(repo, "rev-parse", "HEAD")
 
 
 def test_not_configured_is_a_log_line_not_an_error(instance, data_root):

@@ -78,8 +78,10 @@ def test_full_retrain_materializes_every_ml_asset_with_demo_metadata(retrained):
     assert all(meta[key]["demo_data"] is True for key in ml_assets)
     assert meta["history"]["reassigned_all_moods"] is True and meta["history"]["unassigned_moods"] == 0
     assert 3 <= meta["mood_clusters"]["k"] <= 15 and meta["mood_clusters"]["method"] == "silhouette"
-    assert meta["mood_dataset"]["rows"] > 1000
-    assert meta["session_dataset"]["rows"] == LEADS * meta["session_dataset"]["prediction_times"] > 600 * LEADS
+    assert meta["mood_dataset"]["dagster/row_count"] > 1000
+    assert meta["session_dataset"]["dagster/row_count"] == LEADS * meta["session_dataset"]["prediction_times"] > 600 * LEADS
+    for table in ("plays", "history", "mood_dataset", "session_dataset", "prediction_scores"):  # the catalog's columns
+        assert {c.name for c in meta[table]["dagster/column_schema"].columns} and meta[table]["dagster/row_count"] >= 0
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
     assert checks[("mood_dataset", "targets_are_current_clusters")].passed
     assert checks[("session_dataset", "one_row_per_hour_ahead")].passed

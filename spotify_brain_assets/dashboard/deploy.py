@@ -26,6 +26,10 @@ class DeployError(RuntimeError):
     """Deployment could not be done as configured (the dashboard itself is already written)."""
 
 
+class PushFailed(DeployError):
+    """The remote refused or could not be reached: what is committed locally is pushed by a later run."""
+
+
 @dataclass
 class DeployOutcome:
     copied: list[str] = field(default_factory=list)
@@ -200,20 +204,20 @@ def deploy(
     _refuse_staged_links(repo, paths)
     if _git(repo, "diff", "--cached", "--quiet", "--", *paths).returncode == 0:
         outcome.messages.append("nothing changed: no commit")
-        return outcome
-    done = _git(repo, "-c", "user.name=Spotify Brain", "-c", "user.email=spotify-brain@localhost", "commit", "-m", message, "--only", "--", *paths)
-    if done.returncode:
-        raise DeployError(f"git commit failed: {done.stderr or done.stdout}")
-    outcome.committed = _git(repo, "rev-parse", "HEAD").stdout.strip()
-    outcome.messages.append(f"committed {outcome.committed[:10]}")
-    if push:
+    else:
+        done = _git(repo, "-c", "user.name=Spotify Brain", "-c", "user.email=spotify-brain@localhost", "commit", "-m", message, "--only", "--", *paths)
+        if done.returncode:
+            raise DeployError(f"git commit failed: {done.stderr or done.stdout}")
+        outcome.committed = _git(repo, "rev-parse", "HEAD").stdout.strip()
+        outcome.messages.append(f"committed {outcome.committed[:10]}")
+    if push:  # also when nothing changed: an earlier push may have failed (pushing what is there is a no-op)
         if remote not in _git(repo, "remote").stdout.split():
             outcome.messages.append(f"push asked but the repository has no remote {remote!r}: not pushed")
             return outcome
         ref = branch or _git(repo, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
         pushed = _git(repo, "push", remote, f"HEAD:{ref}")
         if pushed.returncode:
-            raise DeployError(f"git push to {remote} failed: {pushed.stderr}")
+            raise PushFailed(f"git push to {remote} failed: {pushed.stderr}")
         outcome.pushed = True
         outcome.messages.append(f"pushed to {remote}/{ref}")
     return outcome

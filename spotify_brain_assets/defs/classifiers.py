@@ -14,7 +14,7 @@ from ..ml.model_store import ModelRefused, load_model, promote, retire, save_mod
 from ..plays.store import history_or_empty
 from ..storage.files import CorruptFileError, parquet_metadata, read_json, write_json, writer_lock
 from ..storage.paths import DataPaths
-from .common import md_table
+from .common import table
 
 ORIGINS_KEY = "spotify_brain.origins"
 TIMEZONE_KEY = "spotify_brain.timezone"
@@ -127,7 +127,7 @@ def classifier_metadata(report: dict, target) -> dict:
                 "test_rows": report["window"]["test"]["rows"],
                 "train_rows": report["candidate"].get("train_rows", 0),
                 "trees": report["candidate"]["trees"] or 0,
-                "evidence": md_table(pd.DataFrame(vs_best)[["metric", "rival", "difference", "low", "high", "clear"]]),
+                "evidence": table(pd.DataFrame(vs_best)[["metric", "rival", "difference", "low", "high", "clear"]]),
             }
         )
         for a in vs_best:  # numeric on every run: the UI plots them
@@ -258,7 +258,7 @@ def evaluation_result(
         meta["folds"] = folds_md(report)
         meta["comparison"] = comparison_md(report)
         candidate = report["candidate"]["name"]
-        meta["reliability"] = md_table(pd.DataFrame(report["reliability"][candidate]))
+        meta["reliability"] = table(pd.DataFrame(report["reliability"][candidate]))
     return report, meta
 
 
@@ -270,17 +270,17 @@ def comparison_md(report: dict) -> dg.MetadataValue:
     rows = pd.DataFrame(report["comparison"])
     if len(rows):
         rows["model_beats"] = rows["model_beats"].map({True: "yes", False: "**no**", None: "n/a"})
-    return md_table(rows, max_rows=60)
+    return table(rows, max_rows=60)
 
 
 def scores_md(report: dict, metrics: list[str]) -> dg.MetadataValue:
     """Every scorer over all folds: recipes, the model in use's recipe, baselines."""
-    table = {f"recipe: {k}": v["test"] for k, v in report["recipes"].items()}
+    scorers = {f"recipe: {k}": v["test"] for k, v in report["recipes"].items()}
     if report["model_in_use"]["test"]:
-        table["model in use (its recipe)"] = report["model_in_use"]["test"]
-    table.update({f"baseline: {k}": v for k, v in report["baselines"].items()})
-    df = pd.DataFrame([{"scored": name, **{m: values.get(m) for m in ["rows"] + metrics}} for name, values in table.items()])
-    return md_table(df)
+        scorers["model in use (its recipe)"] = report["model_in_use"]["test"]
+    scorers.update({f"baseline: {k}": v for k, v in report["baselines"].items()})
+    df = pd.DataFrame([{"scored": name, **{m: values.get(m) for m in ["rows"] + metrics}} for name, values in scorers.items()])
+    return table(df)
 
 
 def folds_md(report: dict) -> dg.MetadataValue:
@@ -290,4 +290,4 @@ def folds_md(report: dict) -> dg.MetadataValue:
          f"{candidate} log_loss": f["scores"][candidate]["log_loss"], f"{best} log_loss": f["scores"][best]["log_loss"]}
         for f in report["folds"]
     ]
-    return md_table(pd.DataFrame(rows))
+    return table(pd.DataFrame(rows))

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from ..dashboard.deploy import PushFailed
 from ..sources.http import QuotaExceeded, RateLimited, ServiceFailing
 
 INGESTION_PARTITIONS = dg.DynamicPartitionsDefinition(name="ingestions")
@@ -20,8 +21,9 @@ WRITER_RUN_TAGS = {"spotify_brain/writes": "data_root"}
 #: a step that talks to the network runs again when a service stays down longer than the HTTP clients'
 #: own retries wait (120 s per client and run): 3 more attempts, about 20 s, 1 min and 2⅓ min later (±20 s)
 NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-#: what a later attempt can cure: 5xx answers, network errors, timeouts, rate limits (not a spent quota)
-TRANSIENT_ERRORS = (ServiceFailing, RateLimited)
+#: what a later attempt can cure: 5xx answers, network errors, timeouts, rate limits (not a spent quota),
+#: a website push that failed
+TRANSIENT_ERRORS = (ServiceFailing, RateLimited, PushFailed)
 
 
 def retried_on_network_errors(fn: Callable) -> Callable:
@@ -80,15 +82,3 @@ def table(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
 def path_metadata(path: Path, key: str = "path") -> dict[str, dg.MetadataValue]:
     """`{key: path}` when the file exists: a path in the UI is a promise that something is there."""
     return {key: dg.MetadataValue.path(str(path))} if path.exists() else {}
-
-
-def md_table(df: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
-    """A small markdown table for the UI."""
-    if len(df) == 0:
-        return dg.MetadataValue.md("_(none)_")
-    head = df.head(max_rows)
-    lines = ["| " + " | ".join(map(str, head.columns)) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in head.itertuples(index=False)]
-    if len(df) > max_rows:
-        lines.append(f"\n_{len(df) - max_rows} more rows_")
-    return dg.MetadataValue.md("\n".join(lines))

@@ -28,7 +28,7 @@ from ..classifiers import (
     store_outcome,
 )
 from ..factory import listener_asset, listener_check, per_listener
-from ..common import md_table
+from ..common import table, table_metadata
 
 WINDOW_KEY = "spotify_brain.window"
 
@@ -99,8 +99,8 @@ def mood_clusters(context: dg.AssetExecutionContext, config: MoodClustersConfig,
             "new_ids": ", ".join(map(str, fit.matching["new_ids"])) or "none",
             "retired_ids": ", ".join(map(str, fit.matching["retired_ids"])) or "none",
             "demo_data": doc["demo_data"],
-            "clusters": md_table(clusters),
-            "k_selection": md_table(fit.scores.round(4)),
+            "clusters": table(clusters),
+            "k_selection": table(fit.scores.round(4)),
             "path": dg.MetadataValue.path(str(paths.mood_clusters)),
         }
     )
@@ -134,14 +134,13 @@ def mood_dataset(context: dg.AssetExecutionContext, config: MoodDatasetConfig, s
         context.log.warning(f"mood dataset is empty: no session has {config.window + 1} plays with assigned moods yet")
     return dg.MaterializeResult(
         metadata={
-            "rows": len(ds),
+            **table_metadata(ds),
             "sessions": int(ds["session_id"].nunique()),
             "window": config.window,
             "features": len(feature_columns(config.window, ids or [])),
-            "first_target": str(ds["played_at"].min()) if len(ds) else "none",
-            "last_target": str(ds["played_at"].max()) if len(ds) else "none",
+            **({"first_target": str(ds["played_at"].min()), "last_target": str(ds["played_at"].max())} if len(ds) else {}),
             "demo_data": is_demo(hist["origin"]),
-            "rows_per_target": md_table(per_target),
+            "rows_per_target": table(per_target),
             "path": dg.MetadataValue.path(str(paths.mood_dataset)),
         }
     )

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ...dashboard import website
 from ...dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
-from ...dashboard.deploy import DeployError, deploy
+from ...dashboard.deploy import DeployError, PushFailed, deploy
 from ...dashboard.page import render_page, render_recap_page
 from ...ml.model_store import ModelRefused, load_model, sidecar_path
 from ...plays.store import history_or_empty
@@ -18,7 +18,7 @@ from ...resources import DataStore, ListeningSourceResource, env_or
 from ...storage.files import read_json, read_parquet_or_empty, write_json, write_text, writer_lock
 from ...storage.paths import DataPaths
 from ..factory import listener_asset, per_listener, sibling
-from ..common import md_table
+from ..common import retried_on_network_errors, table
 
 RECAP_PAGE = "recap.html"
 
@@ -189,7 +189,7 @@ def dashboard(
             "pending_features": fresh["pending_features"],
             "drift_flags": len(data["drift"]["flags"]),
             "local_paths_removed": leaked,  # 0: every message was path-free at its source
-            "top_hours": md_table(hours),
+            "top_hours": table(hours),
             "path": dg.MetadataValue.path(str(paths.dashboard_json)),
             "page": dg.MetadataValue.path(str(paths.dashboard_page)),
         }
@@ -197,6 +197,7 @@ def dashboard(
 
 
 @listener_asset(deps=[dashboard], group_name="reporting", kinds={"git"}, writes=False)
+@retried_on_network_errors  # a failed push runs again later; what is committed stays committed
 def published_dashboard(context: dg.AssetExecutionContext, store: DataStore, website: WebsiteDeployment) -> dg.MaterializeResult:
     """The dashboard as published in the owner's website repository: the configured files copied
     there and committed when they changed (pushed when asked). Not configured: nothing to do."""
@@ -213,6 +214,8 @@ def published_dashboard(context: dg.AssetExecutionContext, store: DataStore, web
             message=website.commit_message,
             remote=website.remote,
         )
+    except PushFailed:
+        raise
     except DeployError as exc:
         raise dg.Failure(description=f"publishing the dashboard failed (export/ is written and intact): {exc}") from None
     for message in outcome.messages:

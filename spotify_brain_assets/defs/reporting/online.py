@@ -14,7 +14,7 @@ from ...storage.files import CorruptFileError, parquet_metadata, quarantine, rea
 from ...storage.paths import DataPaths
 from ..history.history import GAP_MINUTES
 from ..factory import listener_asset, listener_check, per_listener, sibling
-from ..common import md_table
+from ..common import table, table_metadata
 
 CHECK_DAYS = 14
 MIN_SCORED = 20  # fewer scored predictions than this say nothing about who is better
@@ -97,6 +97,7 @@ def prediction_scores(
     for note in notes:
         context.log.warning(note)
     meta = {
+        **table_metadata(log),  # the predictions log, the table this asset grows
         "predictions_logged": added,
         "log_rows": int(len(log)),
         "data_through": report["data_through"],
@@ -118,8 +119,8 @@ def prediction_scores(
                     meta[f"{task}_{metric}_{days}d"] = served[metric]
             if block["best_baseline"]:
                 meta[f"{task}_best_baseline_log_loss_{days}d"] = block["predictors"][block["best_baseline"]]["log_loss"]
-        table = pd.DataFrame([{"predictor": k, **v} for k, v in part["windows"][f"{WINDOWS[-1]}d"]["predictors"].items()])
-        meta[f"{task}_{WINDOWS[-1]}d"] = md_table(table)
+        predictors = pd.DataFrame([{"predictor": k, **v} for k, v in part["windows"][f"{WINDOWS[-1]}d"]["predictors"].items()])
+        meta[f"{task}_{WINDOWS[-1]}d"] = table(predictors)
     return dg.MaterializeResult(metadata=meta)
 
 

@@ -20,7 +20,7 @@ from ...resources import DataStore, ListeningSourceResource
 from ...storage.files import CorruptFileError, read_json, write_json, writer_lock
 from ..classifiers import drift_summary, report_path
 from ..factory import listener_asset, per_listener
-from ..common import md_table
+from ..common import table
 
 
 class DriftConfig(dg.Config):
@@ -54,7 +54,7 @@ def drift_report(
             updated = set_run_drift(entries, context.run.run_id, drift_summary(report)) if isinstance(entries, list) else None
             if updated is not None:
                 write_json(updated, paths.metrics_history)
-    table = pd.DataFrame(report["metrics"])[["metric", "kind", "reference", "current", "change", "flagged"]]
+    metrics = pd.DataFrame(report["metrics"])[["metric", "kind", "reference", "current", "change", "flagged"]]
     psi = pd.DataFrame(report["feature_psi"])[["feature", "psi", "reference_mean", "current_mean", "flagged"]]
     return dg.MaterializeResult(
         metadata={
@@ -65,8 +65,8 @@ def drift_report(
             "current_plays": report["windows"]["current"]["plays"],
             "reference_plays": report["windows"]["reference"]["plays"],
             "demo_data": report["demo_data"],
-            "metrics": md_table(table),
-            "feature_psi": md_table(psi),
+            "metrics": table(metrics),
+            "feature_psi": table(psi),
             "path": dg.MetadataValue.path(str(paths.drift_report)),
         }
     )
@@ -183,10 +183,10 @@ def predictions(context: dg.AssetExecutionContext, config: PredictionsConfig, st
             meta[f"{key}_reason"] = doc[key]["reason"]
     if doc["next_mood"]["available"]:
         meta["next_mood"] = f"{doc['next_mood']['mood_label']} ({doc['next_mood']['confidence']:.0%})"
-        meta["mood_probabilities"] = md_table(pd.DataFrame(doc["next_mood"]["probabilities"]))
+        meta["mood_probabilities"] = table(pd.DataFrame(doc["next_mood"]["probabilities"]))
     if doc["session_start"]["available"]:
         meta["top_hours"] = ", ".join(f"{h['hour']:02d}:00 ({h['probability']:.0%})" for h in doc["session_start"]["top_hours"])
-        meta["next_24_hours"] = md_table(pd.DataFrame(doc["session_start"]["hours"])[["hour_start", "lead_hours", "probability"]], max_rows=25)
+        meta["next_24_hours"] = table(pd.DataFrame(doc["session_start"]["hours"])[["hour_start", "lead_hours", "probability"]], max_rows=25)
         meta["expected_sessions_next_24h"] = round(sum(h["probability"] for h in doc["session_start"]["hours"]), 3)
     return dg.MaterializeResult(metadata=meta)
 

@@ -22,7 +22,7 @@ from ..classifiers import (
     store_outcome,
 )
 from ..factory import listener_asset, listener_check, per_listener
-from ..common import md_table
+from ..common import table, table_metadata
 
 
 class SessionDatasetConfig(dg.Config):
@@ -53,15 +53,13 @@ def session_dataset(context: dg.AssetExecutionContext, config: SessionDatasetCon
     by_hour.columns = ["local_hour", "rows", "session_starts"]
     return dg.MaterializeResult(
         metadata={
-            "rows": len(ds),
+            **table_metadata(ds),
             "prediction_times": int(ds["origin"].nunique()) if len(ds) else 0,
             "positives": int(ds[TARGET].sum()) if len(ds) else 0,
-            "positive_rate": float(ds[TARGET].mean()) if len(ds) else 0.0,
-            "first_origin": str(ds["origin"].min()) if len(ds) else "none",
-            "last_origin": str(ds["origin"].max()) if len(ds) else "none",
+            **({"positive_rate": float(ds[TARGET].mean()), "first_origin": str(ds["origin"].min()), "last_origin": str(ds["origin"].max())} if len(ds) else {}),
             "timezone": store.timezone,
             "demo_data": is_demo(hist["origin"]),
-            "session_starts_by_local_hour": md_table(by_hour, max_rows=24),
+            "session_starts_by_local_hour": table(by_hour, max_rows=24),
             "path": dg.MetadataValue.path(str(paths.session_dataset)),
         }
     )
@@ -128,7 +126,7 @@ def session_evaluation(context: dg.AssetExecutionContext, store: DataStore) -> d
         context, store.paths, "session_classifier", store.paths.session_evaluation, "session_model", SESSION_METRICS
     )
     if report["status"] == "trained":
-        meta["by_hours_ahead"] = md_table(pd.DataFrame(report["by_lead"]))
+        meta["by_hours_ahead"] = table(pd.DataFrame(report["by_lead"]))
     return dg.MaterializeResult(metadata=meta)
 
 
