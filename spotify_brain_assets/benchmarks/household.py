@@ -2,11 +2,11 @@
 
     python -m spotify_brain_assets.benchmarks.household --listeners 5 --slots 48 --workers 1 2
 
-compares the laptop path (SQLite instance, `spotify-brain update --slot` per run, steps in-process,
-one run at a time) with the household deployment (Postgres instance, the daemon's run queue, steps
-on 1, 2, … Celery workers), all on this machine. Until `listeners.yaml` exists, listeners are
-emulated on the single-listener graph: N data roots (copies of one warmed-up demo root, so every
-listener is the same demo person), N `spotify_brain/listener` tags.
+compares the laptop path (SQLite instance, one `spotify-brain update --slot KEY` per slot for every
+listener, steps in-process, one run at a time) with the household deployment (Postgres instance, the
+daemon's run queue, steps on 1, 2, … Celery workers), all on this machine. The household is a
+`listeners.yaml` of N demo listeners whose data roots start as copies of one warmed-up demo root (90
+days, retrained), so every listener is the same demo person and every run does the same work.
 
 CPU is that of every process of the deployment (the commands, daemon, code servers, run workers,
 Celery workers, Postgres, Redis), from /proc and RUSAGE_CHILDREN. "Work" is the CPU the same runs
@@ -142,12 +142,16 @@ def warm_root(target: Path, first_slot: tuple[str, str]) -> None:
 
 
 def _roots(template: Path, base: Path, n: int) -> list[dep.Listener]:
-    listeners = []
-    for i in range(n):
-        root = base / f"listener{i:02d}"
-        shutil.copytree(template, root, symlinks=True)
-        listeners.append(dep.Listener(f"listener{i:02d}", root, seed=7))
+    """N listeners in `base/listeners.yaml`, their roots under `base/data/listeners/`."""
+    listeners = [dep.Listener(f"listener{i:02d}", base / "data" / "listeners" / f"listener{i:02d}", seed=7) for i in range(n)]
+    for listener in listeners:
+        shutil.copytree(template, listener.root, symlinks=True)
+    (base / "listeners.yaml").write_text("listeners:\n" + "".join(f"  - {{name: {l.name}, seed: 7}}\n" for l in listeners))
     return listeners
+
+
+def _household_env(base: Path) -> dict[str, str]:
+    return {"SPOTIFY_BRAIN_LISTENERS": str(base / "listeners.yaml"), "SPOTIFY_BRAIN_DATA_DIR": str(base / "data")}
 
 
 def laptop(base: Path, template: Path, n: int, day: list[tuple[str, str]], work: Work) -> Result:
@@ -155,20 +159,18 @@ def laptop(base: Path, template: Path, n: int, day: list[tuple[str, str]], work:
     home = base / "home"
     home.mkdir(parents=True)
     shutil.copy(dep.REPO / "dagster.yaml", home / "dagster.yaml")
-    listeners = _roots(template, base, n)
+    _roots(template, base, n)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(home), SPOTIFY_BRAIN_ENV_FILE=os.devnull, SPOTIFY_BRAIN_SOURCE="demo")
+    env.update(DAGSTER_HOME=str(home), SPOTIFY_BRAIN_ENV_FILE=os.devnull, **_household_env(base))
 
-    def command(listener: dep.Listener, clock: str, *args: str) -> None:
-        run_env = {**env, "SPOTIFY_BRAIN_DATA_DIR": str(listener.root), "SPOTIFY_BRAIN_DEMO_CLOCK": clock}
-        subprocess.run([dep.BIN / "spotify-brain", *args], env=run_env, cwd=base, check=True, capture_output=True)
+    def command(clock: str, *args: str) -> None:
+        subprocess.run([dep.BIN / "spotify-brain", *args], env={**env, "SPOTIFY_BRAIN_CLOCK": clock}, cwd=base, check=True, capture_output=True)
 
     phases = []
     for jobs in ([("update", "--slot", key, clock) for key, clock in day], [("full-retrain", None, None, day[-1][1])]):
         cpu, wall = cpu_seconds(), time.monotonic()
-        for listener in listeners:  # one listener's day, then the next: a laptop runs one writer at a time
-            for name, flag, key, clock in jobs:
-                command(listener, clock, name, *([flag, key] if flag else []))
+        for name, flag, key, clock in jobs:  # each command runs every listener, one after another
+            command(clock, name, *([flag, key] if flag else []))
         phases.append((time.monotonic() - wall, cpu_seconds() - cpu))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_run_records())
@@ -180,25 +182,27 @@ def laptop(base: Path, template: Path, n: int, day: list[tuple[str, str]], work:
 def household(base: Path, template: Path, n: int, day: list[tuple[str, str]], work: Work, workers: int, pg: dep.Postgres, redis_url: str) -> Result:
     """Postgres + the daemon's queue + `workers` Celery workers, all runs submitted at once."""
     listeners = _roots(template, base, n)
-    with dep.deployment(base / "home", pg.database(f"bench_{workers}_workers"), redis_url) as deployed, dep.Submitter(deployed) as submitter:
-        submitter.stop_automation()
-        submitter.set_pool_limit(n)  # each emulated listener has its own data root and writer lock
-        deployed.start_daemon()
-        names = [f"w{i + 1}" for i in range(workers)]
-        for name in names:
-            deployed.start_worker(name)
-        deployed.wait_for_workers(names)
-        phases = []
-        for job, runs in (
-            ("update", [(lst, key, clock) for key, clock in day for lst in listeners]),
-            ("full_retrain", [(lst, None, day[-1][1]) for lst in listeners]),
-        ):
-            cpu, wall = cpu_seconds(), time.monotonic()
-            ids = [submitter.submit(job, lst.run_config(clock), lst.tags(), key) for lst, key, clock in runs]
-            records = dep.wait_for_runs(submitter.instance, ids, timeout=6 * 3600)
-            phases.append(Phase(len(ids), time.monotonic() - wall, cpu_seconds() - cpu))
-            failed = [r.dagster_run.run_id for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
-            assert not failed, f"runs failed: {failed}"
+    with dep.deployment(base / "home", pg.database(f"bench_{workers}_workers"), redis_url) as deployed:
+        deployed.env.update(_household_env(base))
+        with dep.Submitter(deployed) as submitter:
+            submitter.stop_automation()
+            deployed.start_daemon()
+            names = [f"w{i + 1}" for i in range(workers)]
+            for name in names:
+                deployed.start_worker(name)
+            deployed.wait_for_workers(names)
+            phases = []
+            for job, runs in (
+                ("update", [(lst, key, clock) for key, clock in day for lst in listeners]),
+                ("full_retrain", [(lst, None, day[-1][1]) for lst in listeners]),
+            ):
+                cpu, wall = cpu_seconds(), time.monotonic()
+                clock_of = lambda clock: {"resources": {"listening_source": {"config": {"clock": clock}}}}  # noqa: E731
+                ids = [submitter.submit(f"{lst.name}__{job}", clock_of(clock), {}, key, f"{lst.name}__ingestions") for lst, key, clock in runs]
+                records = dep.wait_for_runs(submitter.instance, ids, timeout=6 * 3600)
+                phases.append(Phase(len(ids), time.monotonic() - wall, cpu_seconds() - cpu))
+                failed = [r.dagster_run.run_id for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
+                assert not failed, f"runs failed: {failed}"
     return Result(f"Postgres + queue + {workers} Celery worker{'s' if workers > 1 else ''}", n, len(day), *phases, work)
 
 
