@@ -120,3 +120,27 @@ def test_a_failed_write_leaves_the_old_env_whole(tmp_path, monkeypatch):
         write_env(env, {"SPOTIFY_CLIENT_ID": "new", "SPOTIFY_REFRESH_TOKEN": "new-token"})
     assert read_env(env) == {"SPOTIFY_CLIENT_ID": "old", "SPOTIFY_REFRESH_TOKEN": "old-token"}
     assert [p.name for p in tmp_path.iterdir()] == [".env"]
+
+
+def test_a_household_listener_gets_the_variables_listeners_yaml_names(fake, tmp_path, monkeypatch, capsys):
+    listeners = tmp_path / "listeners.yaml"
+    listeners.write_text(
+        "listeners:\n"
+        "  - {name: alice, source: spotify, credentials: {client_id: HOUSE_APP_ID, client_secret: HOUSE_APP_SECRET}}\n"
+        "  - {name: bob, source: demo}\n"
+    )
+    monkeypatch.setenv("SPOTIFY_BRAIN_LISTENERS", str(listeners))
+    monkeypatch.setenv("HOUSE_APP_ID", fake.client_id)  # the household's shared app
+    monkeypatch.setenv("HOUSE_APP_SECRET", fake.client_secret)
+    monkeypatch.setenv("SPOTIFY_ACCOUNTS_URL", fake.accounts_url)
+    monkeypatch.setattr("spotify_brain_assets.sources.authorize.webbrowser.open", browser)
+    env = tmp_path / ".env"
+    assert main(["authorize", "--listener", "alice", "--port", "0", "--timeout", "10", "--env-file", str(env)]) == 0
+    values = read_env(env)
+    assert set(values) == {"HOUSE_APP_ID", "HOUSE_APP_SECRET", "ALICE_SPOTIFY_REFRESH_TOKEN", "ALICE_SPOTIFY_AUTHORIZED_AT"}
+    assert values["ALICE_SPOTIFY_REFRESH_TOKEN"] in fake.refresh_tokens
+
+    assert main(["authorize", "--listener", "bob", "--env-file", str(env)]) == 1
+    assert "its source is demo, not spotify" in capsys.readouterr().out
+    assert main(["authorize", "--listener", "zed", "--env-file", str(env)]) == 1
+    assert "--listener zed: not in" in capsys.readouterr().out
