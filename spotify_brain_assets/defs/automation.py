@@ -44,7 +44,7 @@ def slot_requests(instance: dg.DagsterInstance, listeners: list[Listener], key: 
     for listener in listeners:
         ran = slot_run(instance, key, listener.job("update"))
         if ran is not None:  # `spotify-brain update` ran it: the CLI and the sensor agree on done slots
-            done.append(f"{listener.job('update')} by run {ran.run_id}")
+            done.append(f"{listener.job('update') + ' ' if listener.name else ''}by run {ran.run_id}")
             continue
         runs.append(dg.RunRequest(run_key=listener.run_key(key), partition_key=key, job_name=listener.job("update")))
         partitions.append(listener.partitions.build_add_request([key]))
@@ -68,7 +68,7 @@ def slot_sensor(listeners: list[Listener], jobs: list) -> dg.SensorDefinition:
             return dg.SkipReason(f"slot {key} already requested")
         runs, partitions, done = slot_requests(context.instance, listeners, key)
         if not runs:
-            return dg.SensorResult(skip_reason=f"slot {key} already done: {'; '.join(done)}", cursor=key)
+            return dg.SensorResult(skip_reason=f"slot {key} already done {'; '.join(done)}", cursor=key)
         if context.cursor:
             missed = int((pd.Timestamp(key.replace("_", "T")) - pd.Timestamp(context.cursor.replace("_", "T"))) / SLOT) - 1
             if missed > 0:
