@@ -1,15 +1,15 @@
-"""dashboard_data.json from history and reports: pure functions, validated against the JSON Schema."""
+"""dashboard_data.json from history and reports: pure functions, validated against the schema's models."""
 
 import json
 from zoneinfo import ZoneInfo
 
-import jsonschema
 import pandas as pd
 import pytest
 
 from spotify_brain_assets.dashboard.build import (
-    Inputs, build_dashboard, mood_trajectory, next_runs, schema, scrub_local_paths, session_actual,
+    Inputs, build_dashboard, mood_trajectory, next_runs, scrub_local_paths, session_actual,
 )
+from spotify_brain_assets.dashboard.schema import dashboard_json
 from spotify_brain_assets.dashboard.page import render_page
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS, conform
 
@@ -29,7 +29,7 @@ def history_of(minutes_before_now, sessions, moods):
 
 
 def validate(data):
-    jsonschema.validate(data, schema())
+    dashboard_json(data)
     json.dumps(data, allow_nan=False)  # strict JSON: no NaN or Infinity anywhere
 
 

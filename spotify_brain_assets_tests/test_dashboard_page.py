@@ -3,11 +3,11 @@
 import json
 import shutil
 
-import jsonschema
 import pandas as pd
 import pytest
 
-from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, schema
+from spotify_brain_assets.dashboard.build import Inputs, build_dashboard
+from spotify_brain_assets.dashboard.schema import dashboard_json
 from spotify_brain_assets.dashboard.page import render_page
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS
 from spotify_brain_assets.storage.paths import DataPaths
@@ -84,7 +84,7 @@ def test_the_demo_dashboard_renders_everything_it_holds(demo_export, demo_data):
     from selenium.webdriver.support.ui import WebDriverWait
 
     data = demo_data
-    jsonschema.validate(data, schema())
+    dashboard_json(data)
     assert data["is_demo"] is True and len(data["recently_played"]) == 25
     assert len(data["next_prediction"]["recommended_tracks"]) == 5  # from the demo listener's catalog
     assert (demo_export / "recap.html").exists()
@@ -224,7 +224,7 @@ def test_stale_data_shows_a_banner_and_broken_artwork_degrades(demo_data, tmp_pa
         "summary": "Over the last 30 days, the next-mood guesses shown here did better than the simple rule."}}
     data["gaps"] = [{"from": "2026-11-20T08:00:00+00:00", "to": "2026-11-21T10:00:00+00:00", "estimated_plays": 40,
                      "plays_in_history": 0, "detected_at": "2026-11-21T10:00:00+00:00"}]
-    jsonschema.validate(data, schema())
+    dashboard_json(data)
     with serve(write_export(tmp_path / "export", data)) as url, chromium() as driver:
         assert open_rendered(driver, f"{url}/index.html") == "true"
         assert "Stale data" in texts(driver, "#stale-banner")[0]

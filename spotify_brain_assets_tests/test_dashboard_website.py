@@ -5,14 +5,14 @@ import json
 import shutil
 
 import dagster as dg
-import jsonschema
 import pandas as pd
 import pytest
 
 from spotify_brain_assets.defs.reporting.dashboard import dashboard
 from spotify_brain_assets.defs.reporting.reports import predictions
 from spotify_brain_assets.dashboard import website
-from spotify_brain_assets.dashboard.build import Inputs, build_dashboard, schema
+from spotify_brain_assets.dashboard.build import Inputs, build_dashboard
+from spotify_brain_assets.dashboard.schema import dashboard_json
 from spotify_brain_assets.ml.model_store import sidecar_path
 from spotify_brain_assets.plays.schema import HISTORY_COLUMNS
 from spotify_brain_assets.storage.paths import DataPaths
@@ -106,7 +106,7 @@ def test_the_contract_check_finds_a_missing_key_and_a_value_out_of_range():
 @pytest.mark.fast
 def test_an_empty_history_has_every_path_with_nulls_not_missing_keys():
     data = build_dashboard(Inputs(history=pd.DataFrame(columns=HISTORY_COLUMNS), now=pd.Timestamp(CLOCK), timezone="Europe/Stockholm"))
-    jsonschema.validate(data, schema())
+    dashboard_json(data)
     assert problems(data) == []
     nxt, latest = data["next_prediction"], data["metrics"]["latest"]
     assert nxt["mood_distribution"] == [] and nxt["prediction_source"] is None and nxt["abstained"] is None
@@ -134,7 +134,7 @@ def test_uncertainty_rules():
 def test_a_demo_run_has_every_path_from_its_evaluation_and_predictions(demo_root):
     paths = DataPaths.at(demo_root)
     data, served = read(paths.dashboard_json), read(paths.predictions)["next_mood"]
-    jsonschema.validate(data, schema())
+    dashboard_json(data)
     assert problems(data, demo=True) == []
     nxt = data["next_prediction"]
     kind, name, _ = website.served(served)

@@ -9,12 +9,11 @@ import textwrap
 import time
 
 import dagster as dg
-import jsonschema
 import pandas as pd
 import pytest
 
 from spotify_brain_assets.defs.reporting.online import append_to_log, read_log, served_model_beats_baselines_live
-from spotify_brain_assets.dashboard.build import schema
+from spotify_brain_assets.dashboard.schema import dashboard_json
 from spotify_brain_assets.definitions import defs
 from spotify_brain_assets.ml.online import LOG_KEY, conform_log, score_report
 from spotify_brain_assets.storage.files import write_json, writer_lock
@@ -73,7 +72,7 @@ def test_update_slots_log_every_prediction_once_and_score_them(instance, data_ro
     assert isinstance(meta["next_mood_log_loss_7d"], float) and isinstance(meta["session_start_brier_30d"], float)
 
     dashboard = json.loads(paths.dashboard_json.read_text())
-    jsonschema.validate(dashboard, schema())
+    dashboard_json(dashboard)
     live = dashboard["live_quality"]["session_start"]
     assert live["n_scored"] == report["tasks"]["session_start"]["windows"]["30d"]["predictors"]["served"]["n"]
     assert live["model"] == report["tasks"]["session_start"]["windows"]["30d"]["predictors"]["served"]["log_loss"]

@@ -2,13 +2,12 @@
 
 The JSON keeps the predecessor's keys (the owner's website reads them) and adds what it lacked:
 baselines, model versions and their plain-words explanation, freshness, demo flag, timezone,
-listening stats per range and the yearly recap. `dashboard.schema.json` describes it.
+listening stats per range and the yearly recap. The models in `schema.py` describe it, and the
+writer checks every document against them.
 """
 
-import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,18 +18,14 @@ from ..plays.schema import CLUSTER_FEATURES, is_demo
 from . import website
 from .plain import details, explain, explain_live, prediction_note
 from .recap import yearly_recap
+from .schema import SCHEMA_VERSION
 from .stats import listening_stats, prepare
 
-SCHEMA_VERSION = 1
 RECENT_TRACKS = 25
 TRAJECTORY_BIN = "15min"
 STALE_AFTER_HOURS = 2.0
 UPDATE_EVERY = pd.Timedelta(minutes=30)  # the slot sensor's :00/:30 UTC slots
 RETRAIN_AT = pd.Timedelta(minutes=15)  # full_retrain_daily's 00:15 UTC
-
-
-def schema() -> dict:
-    return json.loads(resources.files(__package__).joinpath("dashboard.schema.json").read_text(encoding="utf-8"))
 
 
 @dataclass

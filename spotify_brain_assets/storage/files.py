@@ -113,9 +113,13 @@ def write_text(text: str, path: Path) -> None:
     write_bytes(text.encode("utf-8"), path)
 
 
+def json_text(obj: Any) -> str:
+    """Strict JSON (NaN and infinities become null), stable key order: the text `write_json` writes."""
+    return json.dumps(_strict(obj), indent=2, allow_nan=False, default=str) + "\n"
+
+
 def write_json(obj: Any, path: Path) -> None:
-    """Strict JSON (NaN and infinities become null), stable key order, written atomically."""
-    write_text(json.dumps(_strict(obj), indent=2, allow_nan=False, default=str) + "\n", path)
+    write_text(json_text(obj), path)
 
 
 def read_json(path: Path, missing: Any = ...) -> Any:
