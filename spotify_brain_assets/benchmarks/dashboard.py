@@ -4,8 +4,8 @@
 
 Builds a synthetic history (the retrain benchmark's listener, with its catalog widened so that tracks
 and artists are as many as a heavy listener's: about 30,000 tracks of 4,000 artists), sessionized
-and with moods, then times `listening_stats` + `yearly_recap` and the whole `build_dashboard`,
-writes `dashboard_data.json` and `index.html` to a temporary folder and opens the page in headless
+and with moods, then times `listening_stats` + `yearly_recap`, the whole `build_dashboard` and the
+writer's schema check, writes `dashboard_data.json` and `index.html` to a temporary folder and opens the page in headless
 Chromium (Debian's chromium + chromedriver), reporting the time from navigation to rendered.
 Targets: stats ≤ 2 s, JSON ≤ 2 MB, render ≤ 1 s.
 """
@@ -26,6 +26,7 @@ import pandas as pd
 from ..dashboard.build import Inputs, build_dashboard
 from ..dashboard.page import render_page
 from ..dashboard.recap import yearly_recap
+from ..dashboard.schema import dashboard_json
 from ..dashboard.stats import prepare, listening_stats
 from ..plays.schema import HISTORY_COLUMNS, conform
 from ..plays.sessions import session_ids
@@ -111,6 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     data = build_dashboard(Inputs(history=history, now=now, timezone=TIMEZONE, clusters=clusters, last_ingestion=now))
     print(f"build_dashboard: {time.perf_counter() - started:.2f} s")
+    checks = []
+    for _ in range(3):  # the first builds the models' validator
+        started = time.perf_counter()
+        dashboard_json(data)
+        checks.append(time.perf_counter() - started)
+    print(f"schema check on write: {checks[0]:.3f} s the first time, {min(checks[1:]):.3f} s after")
     folder = Path(tempfile.mkdtemp(prefix="dashboard-benchmark-"))
     text = json.dumps(data, allow_nan=False, separators=(",", ":"))
     (folder / "dashboard_data.json").write_text(text)
