@@ -11,11 +11,12 @@ from ...dashboard import website
 from ...dashboard.build import Inputs, build_dashboard, recommendation_rows, scrub_local_paths
 from ...dashboard.deploy import DeployError, PushFailed, deploy
 from ...dashboard.page import render_page, render_recap_page
+from ...dashboard.schema import write_dashboard_json
 from ...ml.model_store import ModelRefused, load_model, sidecar_path
 from ...plays.store import history_or_empty
 from ...listeners.config import ListenerSettings
 from ...resources import DataStore, ListeningSourceResource, env_or
-from ...storage.files import read_json, read_parquet_or_empty, write_json, write_text, writer_lock
+from ...storage.files import read_json, read_parquet_or_empty, write_text, writer_lock
 from ...storage.paths import DataPaths
 from ..factory import listener_asset, per_listener, sibling
 from ..common import retried_on_network_errors, table
@@ -170,7 +171,7 @@ def dashboard(
         data, leaked = scrub_local_paths(data, {str(paths.root): "the data root", str(Path.home()): "~"})
         if leaked:
             context.log.warning(f"{leaked} local paths removed from the dashboard's text (a message named a path: please report it)")
-        write_json(data, paths.dashboard_json)
+        write_dashboard_json(data, paths.dashboard_json)  # validated against the schema first: an invalid document writes nothing
         write_text(render_page(data), paths.dashboard_page)
         write_text(render_recap_page(data), paths.export / RECAP_PAGE)
     nxt, fresh = data["next_prediction"], data["freshness"]
