@@ -638,4 +638,4 @@ async function load() {
   try { render(JSON.parse(embedded)); } catch (e) { fail(`The dashboard data could not be read: ${e.message}`); }
 }
 
-load();
+if (!document.body.dataset.page) load(); // a page with a script of its own (household.html) starts itself
