@@ -50,7 +50,7 @@ def test_minutes_per_local_hour_split_plays_over_the_hours_they_spanned():
     assert len(a["hours"]) == len(b["hours"]) == 24
     assert a["last_play"] == "2026-11-26T08:08:00+01:00"
     assert data["date"] == "2026-11-26" and data["generated_at"] == "2026-11-26T16:00:00+01:00"
-    assert [entry["dashboard"] for entry in data["listeners"]] == ["listeners/alice/index.html", "listeners/bob/index.html"]
+    assert [entry["dashboard"] for entry in data["listeners"]] == ["../listeners/alice/export/index.html", "../listeners/bob/export/index.html"]
 
 
 @pytest.mark.fast
@@ -149,7 +149,7 @@ def demo_household() -> list[HouseholdMember]:
     one newcomer with none, and one who does not share."""
     labels = clusters(dict(enumerate(MOOD_NAMES)))
     members = []
-    for seed, name, shown in ((7, "alice", "Alice"), (8, "bob", None), (9, "charlotte-marie", "Charlotte-Marie Lindqvist-Andersson")):
+    for seed, name, shown in ((7, "alice", "Alice"), (8, "bob", None), (9, "charlotte", "Charlotte-Marie Lindqvist-Andersson")):
         plays = DemoListener(seed=seed, timezone=TZ).plays(NOW - timedelta(days=14), NOW)
         plays = plays.assign(mood_cluster_id=plays["mood"], session_id=0, origin="demo", tempo_norm=0.5)
         members.append(HouseholdMember(name, plays.reindex(columns=HISTORY_COLUMNS), share=True, display_name=shown, clusters=labels))
@@ -170,7 +170,7 @@ def test_the_household_page_renders_on_a_phone_and_a_desktop(tmp_path, width):
         assert driver.execute_script("return window.innerWidth") == width
         assert driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 0
         links = driver.execute_script("return [...document.querySelectorAll('#today a.dashboard-link')].map(a => [a.textContent, a.getAttribute('href')])")
-        assert links == [[m.display_name or m.name, f"listeners/{m.name}/index.html"] for m in members[:4]]
+        assert links == [[m.display_name or m.name, f"../listeners/{m.name}/export/index.html"] for m in members[:4]]
         assert len(driver.find_elements("css selector", "#today .strip:not(.strip-axis) .hour")) == 4 * 24
         listened = driver.find_elements("css selector", "#today .listener[data-name='alice'] .hour.listened")
         assert len(listened) == sum(1 for m in data["listeners"][0]["today"]["hours"] if m > 0) > 0

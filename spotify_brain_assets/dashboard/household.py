@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
+from ..listeners.config import NAME_RE
 from ..plays.schema import is_demo
 from ..storage.files import write_json, write_text
 from .build import _iso, _labels
@@ -26,12 +27,11 @@ from .stats import ARTIST_SEPARATOR, play_minutes
 SCHEMA_VERSION = 1
 HOUSEHOLD_JSON = "household_data.json"
 HOUSEHOLD_PAGE = "household.html"
-#: where the deployment publishes each listener's dashboard, relative to export/
-LISTENER_PAGE = "listeners/{name}/index.html"
+#: each listener's dashboard, from export/ of the household's data root: in the listener's own data
+#: root, `<data root>/listeners/<name>/` (the README's "Several listeners")
+LISTENER_PAGE = "../listeners/{name}/export/index.html"
 TOP = 10
 TOP_DAYS = 7
-#: a name becomes a path of the export: a slug, nothing that could climb out of it
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 #: the suffix `ml.clusters.unique_labels` adds to a listener's second cluster of one kind of mood
 _DUPLICATE_SUFFIX = re.compile(r" \(\d+\)$")
 NEEDED = ["played_at", "artist_name", "mood_cluster_id", "origin"]
@@ -55,7 +55,8 @@ def sharing(members: list[HouseholdMember]) -> list[HouseholdMember]:
     names = [m.name for m in shown]
     for m in shown:
         if not isinstance(m.name, str) or not NAME_RE.match(m.name):
-            raise ValueError(f"listener name {m.name!r} is not a slug (lowercase letters, digits, '-' and '_')")
+            # a name becomes a path of the export: nothing that could climb out of it
+            raise ValueError(f"listener name {m.name!r} is not a slug (a lowercase letter, then letters, digits and '_')")
         missing = [c for c in NEEDED if c not in m.history.columns]
         if missing:
             raise ValueError(f"listener {m.name!r}: its history lacks the columns {missing}")
