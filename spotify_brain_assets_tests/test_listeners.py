@@ -1,5 +1,6 @@
 """listeners.yaml: its errors, the per-listener graph the factory builds, and runs that stay in their listener's root."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,17 @@ def test_a_listeners_run_writes_only_its_own_root_and_equals_the_listener_alone(
         ).success
     pd.testing.assert_frame_equal(pd.read_parquet(alice / "history.parquet"), pd.read_parquet(alone / "history.parquet"))
 
+    # the household page: alice shares, bob does not
+    graph = household_defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("household")).parent_keys} == {"alice/history"}
+    with dg.instance_for_test() as instance:
+        page = household_defs.resolve_job_def("household").execute_in_process(instance=instance, run_config=clock, resources={"store": household_store})
+    assert page.success
+    data = json.loads((data_root / "export" / "household_data.json").read_text())
+    assert [entry["name"] for entry in data["listeners"]] == ["alice"]
+    assert "bob" not in (data_root / "export" / "household.html").read_text()
+    assert (data_root / "export" / data["listeners"][0]["dashboard"]).resolve() == (alice / "export" / "index.html").resolve()
+
 
 def test_the_cli_updates_one_listener_or_refuses_an_unknown_one(data_root, dagster_home, tmp_path):
     path = tmp_path / "listeners.yaml"
@@ -146,6 +158,6 @@ def test_the_cli_updates_one_listener_or_refuses_an_unknown_one(data_root, dagst
     assert unknown.returncode == 2 and "--listener zed: not in listeners.yaml (listeners: alice, bob)" in unknown.stderr
     done = subprocess.run([*cli, "update", "--listener", "bob"], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "bob__update: succeeded" in done.stdout
+    assert "bob__update: succeeded" in done.stdout and "household: succeeded" in done.stdout
     assert (data_root / "listeners" / "bob" / "history.parquet").exists()
     assert not (data_root / "listeners" / "alice").exists()

@@ -174,16 +174,17 @@ def test_the_writer_lock_waits_for_another_process_and_dies_with_it(tmp_path):
     try:
         assert holder.stdout.readline() == "held\n"
         assert not lock_is_free(paths)  # the doctor's probe sees the holder, without waiting
-        acquired = threading.Event()
+        acquired, released = threading.Event(), threading.Event()
 
         def writer():
             with writer_lock(paths.lock):
                 acquired.set()
+            released.set()
 
         threading.Thread(target=writer, daemon=True).start()
         assert not acquired.wait(0.5)  # a second writer waits...
         holder.kill()  # ...until the holder dies: a killed run leaves no lock behind
-        assert acquired.wait(10)
+        assert acquired.wait(10) and released.wait(10)
         assert lock_is_free(paths)
     finally:
         holder.kill()
