@@ -78,9 +78,14 @@ def test_slot_keys_are_the_utc_half_hour():
     assert slot_key(pd.Timestamp("2026-11-26T09:00:00Z")) == "20261126_090000"
 
 
-def test_dg_check_defs_passes(tmp_path):
-    """The repository is a `dg` project: `dg check defs` loads the definitions through [tool.dg]."""
+@pytest.mark.parametrize("listeners", [None, "listeners:\n  - {name: alice, share: true}\n  - {name: bob}\n"])
+def test_dg_check_defs_passes(tmp_path, listeners):
+    """The repository is a `dg` project: `dg check defs` loads the definitions through [tool.dg],
+    as one listener and as a household (every name unique across assets, jobs and checks)."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "DAGSTER_HOME": str(tmp_path), "SPOTIFY_BRAIN_DATA_DIR": str(tmp_path / "data")}
+    if listeners:
+        (tmp_path / "listeners.yaml").write_text(listeners)
+        env["SPOTIFY_BRAIN_LISTENERS"] = str(tmp_path / "listeners.yaml")
     proc = subprocess.run([str(Path(sys.executable).with_name("dg")), "check", "defs"], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr

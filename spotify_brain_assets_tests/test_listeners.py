@@ -139,7 +139,7 @@ def test_a_listeners_run_writes_only_its_own_root_and_equals_the_listener_alone(
 
     # the household page: alice shares, bob does not
     graph = household_defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get(dg.AssetKey("household")).parent_keys} == {"alice/history"}
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("household_page")).parent_keys} == {"alice/history"}
     with dg.instance_for_test() as instance:
         page = household_defs.resolve_job_def("household").execute_in_process(instance=instance, run_config=clock, resources={"store": household_store})
     assert page.success

@@ -9,7 +9,7 @@ from ...storage.files import CorruptFileError, read_json
 from ..common import path_metadata
 from ..factory import household
 
-GROUP = "household"
+GROUP = "household"  # the asset's group; the job that refreshes it has the same name
 
 
 def member(store: DataStore, listener) -> HouseholdMember:
@@ -30,7 +30,7 @@ def defs() -> dg.Definitions:
         return dg.Definitions()
     sharing = [listener for listener in listeners if listener.settings.share]
 
-    @dg.asset(key=GROUP, group_name=GROUP, deps=[listener.key("history") for listener in sharing], kinds={"html", "json"})
+    @dg.asset(group_name=GROUP, deps=[listener.key("history") for listener in sharing], kinds={"html", "json"})
     def household_page(context: dg.AssetExecutionContext, store: DataStore, listening_source: ListeningSourceResource) -> dg.MaterializeResult:
         """`export/household.html` and `household_data.json` under the data root: the listeners who
         share (`share: true` in listeners.yaml; nobody else, not even as a count), who listened when
