@@ -18,7 +18,7 @@ from ...listeners.config import ListenerSettings
 from ...resources import DataStore, ListeningSourceResource, env_or
 from ...storage.files import read_json, read_parquet_or_empty, write_text, writer_lock
 from ...storage.paths import DataPaths
-from ..factory import listener_asset, per_listener, sibling
+from ..factory import listener_asset, listener_of, per_listener, sibling
 from ..common import retried_on_network_errors, table
 
 RECAP_PAGE = "recap.html"
@@ -105,13 +105,14 @@ def _recommend(source, history: pd.DataFrame, prediction: dict, size: int, log) 
         return []
 
 
-def scheduled_jobs(instance: dg.DagsterInstance) -> frozenset:
+def scheduled_jobs(instance: dg.DagsterInstance, listener: str | None = None) -> frozenset:
     """Jobs whose sensor or schedule Dagster's daemon is running now (`dagster dev`): their next run
     is known. Without a live daemon heartbeat, or with the trigger stopped in the UI, it is not."""
     beats = instance.get_daemon_heartbeats()
     stopped = {state.instigator_name for state in instance.all_instigator_state() if not state.is_running}
     fresh = {daemon for daemon, beat in beats.items() if time.time() - beat.timestamp < HEARTBEAT_FRESH_SECONDS}
-    return frozenset(job for job, (daemon, trigger) in TRIGGERS.items() if daemon in fresh and trigger not in stopped)
+    own = {"full_retrain_daily": f"{listener}__full_retrain_daily"} if listener else {}  # a household listener's schedule
+    return frozenset(job for job, (daemon, trigger) in TRIGGERS.items() if daemon in fresh and own.get(trigger, trigger) not in stopped)
 
 
 def gather_inputs(
@@ -162,7 +163,7 @@ def dashboard(
     latest = context.instance.get_latest_materialization_event(sibling(context.asset_key, "ingestions"))
     last_ingestion = pd.Timestamp(latest.timestamp, unit="s", tz="UTC") if latest else None
     with writer_lock(paths.lock):
-        inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion, scheduled_jobs(context.instance))
+        inputs = gather_inputs(paths, store.timezone, listening_source.now(), last_ingestion, scheduled_jobs(context.instance, listener_of(context.asset_key)))
         data = build_dashboard(inputs)
         data["next_prediction"]["recommended_tracks"] = website.with_images(
             _recommend(listening_source.source(store.timezone), inputs.history, data["next_prediction"], config.recommendations, context.log),
