@@ -61,20 +61,16 @@ def _report(result: dg.ExecuteInProcessResult) -> bool:
     return result.success
 
 
-class UnknownListener(ValueError):
-    pass
-
-
 def listeners(name: str | None = None) -> list[Listener]:
     """The listeners a command acts on: all of listeners.yaml (or the one listener), or the one named."""
     every = household()
     if name is None:
         return every
     if every[0].name is None:
-        raise UnknownListener(f"--listener {name}: there is no listeners.yaml, so there is one listener (README, 'Several listeners')")
+        raise ValueError(f"--listener {name}: there is no listeners.yaml, so there is one listener (README, 'Several listeners')")
     chosen = [listener for listener in every if listener.name == name]
     if not chosen:
-        raise UnknownListener(f"--listener {name}: not in listeners.yaml (listeners: {', '.join(str(l.name) for l in every)})")
+        raise ValueError(f"--listener {name}: not in listeners.yaml (listeners: {', '.join(str(l.name) for l in every)})")
     return chosen
 
 
@@ -167,21 +163,21 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc}")
         return 2
     instance = _instance()
-    results = []
-    try:
-        for listener in chosen:  # one listener's failure does not keep the others from their slot
+    results, waited_out = [], False
+    for listener in chosen:  # one listener's failure (or held slot) does not keep the others from their slot
+        try:
             if args.command == "update":
                 results.append(run_update(instance, args.slot, args.wait_minutes, args.allow_mixed_sources, listener=listener))
             elif args.command == "full-retrain":
                 results.append(run_full_retrain(instance, args.wait_minutes, listener=listener))
             else:
                 results.append(run_update(instance, wait_minutes=args.wait_minutes, listener=listener) and run_full_retrain(instance, args.wait_minutes, listener=listener))
-        if chosen[0].name is not None:
-            results.append(run_household(instance))
-    except SlotWaitTimeout as exc:
-        _say(f"error: {exc}")
-        return 75
-    return 0 if all(results) else 1
+        except SlotWaitTimeout as exc:
+            _say(f"error: {exc}")
+            waited_out = True
+    if chosen[0].name is not None:
+        results.append(run_household(instance))
+    return 75 if waited_out else 0 if all(results) else 1
 
 
 if __name__ == "__main__":
