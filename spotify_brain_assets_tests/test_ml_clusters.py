@@ -7,6 +7,8 @@ import pytest
 from spotify_brain_assets.ml.clusters import (
     ClusterSettings,
     NotEnoughPlays,
+    _kmeans,
+    _seeded_sample,
     clusters_document,
     elbow_k,
     fit_mood_clusters,
@@ -16,6 +18,8 @@ from spotify_brain_assets.ml.clusters import (
     unique_labels,
 )
 from spotify_brain_assets.plays.schema import CLUSTER_FEATURES
+
+pytestmark = pytest.mark.fast  # pure logic
 
 CENTRES = np.array(
     [
@@ -67,6 +71,22 @@ def test_silhouette_finds_the_number_of_moods_and_the_fit_is_deterministic():
     pd.testing.assert_frame_equal(first.centroids, again.centroids)
     assert first.sizes.tolist() == [300] * 4
     assert sorted(nearest_centre(first.centroids).values()) == [0, 1, 2, 3]
+
+
+def test_silhouettes_on_distances_computed_once_equal_one_computation_per_k():
+    """The sweep scores every K against one distance matrix: the same scores and K as computing the
+    silhouette from the features for each K, as the sweep used to."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(3)
+    data = pd.concat([blobs([0, 1, 2, 3, 4], per=500, seed=2), pd.DataFrame(rng.uniform(0, 1, (1500, 6)), columns=CLUSTER_FEATURES)])
+    settings = ClusterSettings(k_max=9, selection_sample=3_000, silhouette_sample=800)
+    fit = fit_mood_clusters(data, settings)
+    sample = data[CLUSTER_FEATURES].to_numpy()[_seeded_sample(len(data), settings.selection_sample, settings.seed)]
+    pick = _seeded_sample(len(sample), settings.silhouette_sample, settings.seed + 1)
+    old = [silhouette_score(sample[pick], _kmeans(k, settings.seed, settings.n_init).fit(sample).labels_[pick]) for k in range(3, 10)]
+    np.testing.assert_allclose(fit.scores["silhouette"], old, rtol=1e-9)
+    assert fit.k == 3 + int(np.argmax(old)) and fit.method == "silhouette"
 
 
 def test_k_is_capped_at_one_cluster_per_ten_plays_and_tiny_histories_are_refused():

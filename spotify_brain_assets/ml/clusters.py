@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits
 
 from ..plays.schema import CLUSTER_FEATURES
+
+# scikit-learn and SciPy are imported by the functions that use them, so loading the definitions stays fast
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans
 
 
 class NotEnoughPlays(ValueError):
@@ -114,6 +113,8 @@ def _seeded_sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def _kmeans(k: int, seed: int, n_init: int, init="k-means++") -> KMeans:
+    from sklearn.cluster import KMeans
+
     return KMeans(n_clusters=k, n_init=n_init if isinstance(init, str) else 1, init=init, random_state=seed)
 
 
@@ -130,6 +131,8 @@ def match_cluster_ids(new: np.ndarray, previous: pd.DataFrame | None, radius: fl
     order = canonical_order(new)
     matched: list[dict] = []
     if previous is not None and len(previous):
+        from scipy.optimize import linear_sum_assignment
+
         prev = previous[CLUSTER_FEATURES].to_numpy(dtype="float64")
         prev_ids = previous.index.to_numpy(dtype="int64")
         cost = np.sqrt(((new[:, None, :] - prev[None, :, :]) ** 2).sum(axis=2))
@@ -177,17 +180,22 @@ def fit_mood_clusters(features: pd.DataFrame, settings: ClusterSettings = Cluste
             f"{n} plays ({distinct} distinct in the sample) allow at most K={max(k_max, 0)}, below k_min={settings.k_min}: "
             f"need at least {settings.k_min * settings.plays_per_cluster} plays with features"
         )
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import pairwise_distances, silhouette_score
+    from threadpoolctl import threadpool_limits
+
     sil_pick = _seeded_sample(len(sample), settings.silhouette_sample, settings.seed + 1)
     rows, fitted = [], {}
     # one thread: these fits are small, and OpenMP threads waiting on each other cost more than they
     # save (measured 10x slower with two threads on a busy 2-core machine)
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
+        distances = pairwise_distances(sample[sil_pick])  # the silhouette sample's, once for every K
         for k in range(settings.k_min, k_max + 1):
             km = _kmeans(k, settings.seed, settings.n_init).fit(sample)
             labels = km.labels_[sil_pick]
             n_labels = len(np.unique(labels))
-            sil = float(silhouette_score(sample[sil_pick], labels)) if 2 <= n_labels < len(sil_pick) else float("nan")
+            sil = float(silhouette_score(distances, labels, metric="precomputed")) if 2 <= n_labels < len(sil_pick) else float("nan")
             rows.append({"k": k, "silhouette": sil, "inertia": float(km.inertia_)})
             fitted[k] = km.cluster_centers_
         scores = pd.DataFrame(rows)
@@ -246,6 +254,9 @@ def fold_centroids(features: pd.DataFrame, k: int, sample: int = 5_000, seed: in
     k = min(k, len(np.unique(sample_x.round(6), axis=0)))
     if k < 1:
         raise NotEnoughPlays("no plays before the cut to fit clusters on")
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         return _kmeans(k, seed, 2).fit(sample_x).cluster_centers_

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 HIGHER_IS_BETTER = {
     "log_loss": False,
@@ -38,7 +37,7 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
     n_neg = len(positive) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(score)
+    ranks = pd.Series(score).rank(method="average").to_numpy()  # scipy.stats' rankdata, without importing SciPy
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

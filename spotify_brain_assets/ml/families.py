@@ -15,11 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from threadpoolctl import threadpool_limits
 
 from .training import TrainingSkipped
 
@@ -106,6 +101,12 @@ def fit(recipe: Recipe, train: pd.DataFrame, feature_cols: list[str], target: st
     if recipe.family == "logistic":
         if recipe.features not in DESIGNS:
             raise ValueError(f"no logistic design for the feature set {recipe.features!r}")
+        # imported here, not with the module: loading the definitions stays fast
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, StandardScaler
+        from threadpoolctl import threadpool_limits
+
         model = Pipeline(
             [
                 ("design", FunctionTransformer(DESIGNS[recipe.features], kw_args={"columns": list(feature_cols)})),
@@ -116,6 +117,8 @@ def fit(recipe: Recipe, train: pd.DataFrame, feature_cols: list[str], target: st
         with threadpool_limits(limits=1):  # BLAS threads fight over a busy 2-core machine
             model.fit(x, y, fit__sample_weight=w)
         return Fitted(model, [int(c) for c in classes], None)
+    import xgboost as xgb
+
     params = dict(
         max_depth=recipe.max_depth,
         learning_rate=recipe.learning_rate,

@@ -16,8 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from ..storage.files import CorruptFileError, read_json, write_bytes, write_json
 
 PROJECT_MARKER = "spotify-brain"
@@ -43,6 +41,8 @@ def save_model(bundle: dict[str, Any], path: Path, kind: str) -> str:
     missing = [k for k in BUNDLE_KEYS if k not in bundle]
     if missing:
         raise ValueError(f"a model bundle needs the keys {missing}")
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(bundle, buffer)
     data = buffer.getvalue()
@@ -103,6 +103,8 @@ def verify_model(path: Path, kind: str) -> str:
 
 def load_model(path: Path, kind: str) -> dict[str, Any]:
     """The verified bundle {model, feature_cols, metadata}; ModelRefused for anything else."""
+    import joblib  # and, unpickling, XGBoost or scikit-learn: loaded when a model is, not with the definitions
+
     verify_model(path, kind)
     try:
         bundle = joblib.load(path)

@@ -8,8 +8,6 @@ import platform
 
 import numpy as np
 import pandas as pd
-import sklearn
-import xgboost as xgb
 
 
 class TrainingSkipped(Exception):
@@ -23,6 +21,9 @@ def data_hash(df: pd.DataFrame, columns: list[str]) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    import sklearn
+    import xgboost as xgb
+
     return {
         "python": platform.python_version(),
         "xgboost": xgb.__version__,

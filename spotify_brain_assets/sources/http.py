@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import requests
-from requests.adapters import HTTPAdapter
+if TYPE_CHECKING:  # requests is imported by the client, not with the definitions (which only need the errors)
+    import requests
 
 RETRIED_STATUSES = (500, 502, 503)
-NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 @dataclass(frozen=True)
@@ -128,6 +127,9 @@ class HttpClient:
         self.log = logger or logging.getLogger(__name__)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        import requests
+        from requests.adapters import HTTPAdapter
+
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
         self.session.mount("http://", adapter)
@@ -155,6 +157,8 @@ class HttpClient:
         headers: dict[str, str] | None = None,
     ) -> Any:
         """The parsed JSON answer of `method base_url+path`, retried per the policy."""
+        import requests
+
         name = f"{method} {endpoint or path}"
         url = f"{self.base_url}{path}"
         attempt = 0
@@ -165,7 +169,7 @@ class HttpClient:
                 response = self.session.request(
                     method, url, params=params, data=data, headers=headers, timeout=self.timeouts.as_tuple()
                 )
-            except NETWORK_ERRORS as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 reason = "timed out" if isinstance(exc, requests.Timeout) else "could not be reached"
                 self._wait_or_raise(
                     ServiceFailing(f"{self.service} {name} {reason} ({type(exc).__name__})", self.service, name),
