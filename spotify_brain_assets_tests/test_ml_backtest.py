@@ -147,6 +147,16 @@ def test_after_a_pass_the_served_model_is_refit_on_all_rows(routine, session_out
     assert mood.bundle["metadata"]["trees"] == trees == mood.bundle["model"].get_booster().num_boosted_rounds()
 
 
+def test_a_capped_recipe_is_refit_on_the_newest_rows_and_its_metadata_says_so(routine):
+    rows = routine[2].sort_values(["origin", "hour_start"], kind="stable")
+    cap = len(rows) // 3
+    outcome = session_candidate(routine[2], TrainSettings(tuple(Recipe(f, "session", max_train_rows=cap) for f in ("xgboost", "logistic"))), None, None, CONTEXT)
+    meta, newest = outcome.bundle["metadata"], rows.iloc[-cap:]
+    assert meta["train_rows"] == cap == outcome.report["candidate"]["train_rows"] and meta["recipe"]["max_train_rows"] == cap
+    assert meta["window"]["train"]["start"] == newest["origin"].min().isoformat()
+    assert meta["data_hash"] == data_hash(newest, session_features.FEATURE_COLUMNS + [session_features.TARGET])
+
+
 def test_the_recipe_of_the_model_in_use_is_retrained_on_every_fold_and_stays_when_better(routine, session_outcome):
     weak = TrainSettings((Recipe("xgboost", "session", n_estimators=1, max_depth=1, learning_rate=0.01),))
     out = session_candidate(routine[2], weak, session_outcome.bundle, None, CONTEXT)

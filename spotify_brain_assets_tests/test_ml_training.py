@@ -1,10 +1,13 @@
 """Model recipes on awkward data, the model files and their checksums."""
 
+import os
+
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
+from spotify_brain_assets.ml import families
 from spotify_brain_assets.ml.families import Recipe, fit, predict, recency_weights
 from spotify_brain_assets.ml.model_store import ModelRefused, load_model, previous_path, promote, retire, save_model, sidecar_path
 from spotify_brain_assets.ml.training import TrainingSkipped, data_hash
@@ -49,6 +52,35 @@ def test_a_class_absent_from_training_does_not_crash_and_sparse_labels_are_reenc
     df["target"] = 3
     with pytest.raises(TrainingSkipped, match="a classifier needs two"):
         fit(XGB, df, ["x"], "target")
+
+
+def test_a_capped_recipe_trains_on_the_newest_rows_only():
+    df = sessions_frame(n_sessions=100)
+    df.loc[df.index[:300], "target"] = 2 - df["target"].iloc[:300]  # the oldest rows hold the reverse rule
+    df.loc[df.index[:50], "target"] = 5  # and a class the newest rows never show
+    newest = pd.DataFrame({"x": [-2.0, 2.0]})
+    capped = fit(Recipe("xgboost", "mood", n_estimators=30, max_train_rows=200), df, ["x"], "target", weights=np.ones(len(df)))
+    assert capped.classes == [0, 1, 2] and predict(capped, newest, ["x"]).argmax(axis=1).tolist() == [0, 2]
+    everything = fit(Recipe("xgboost", "mood", n_estimators=30, max_train_rows=None), df, ["x"], "target")
+    assert everything.classes == [0, 1, 2, 5]
+    with pytest.raises(ValueError, match="max_train_rows must be at least 100"):
+        Recipe("xgboost", "mood", max_train_rows=10)
+
+
+def test_xgboost_threads_follow_idle_cores_and_do_not_change_the_model(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    for load, threads in ((0.2, cores), (cores + 3.0, 1), (cores - 0.5, 1)):  # the fit's own thread counts in the load
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert families.training_threads() == threads
+    df = sessions_frame(n_sessions=200)
+    df["y"] = df["x"] ** 2 + np.random.default_rng(1).normal(size=len(df))
+    proba = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(families, "training_threads", lambda threads=threads: threads)
+        fitted = fit(XGB, df, ["x", "y"], "target")
+        assert fitted.model.get_params()["n_jobs"] == threads
+        proba[threads] = predict(fitted, df, ["x", "y"])
+    np.testing.assert_array_equal(proba[1], proba[2])
 
 
 def test_recipes_are_validated_and_recency_weights_halve_per_half_life():

@@ -22,8 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .listeners import KINDS, synthetic_listener
@@ -88,6 +90,82 @@ def bench(kind: str, days: int, plays_per_day: float, tz: str, workdir: Path, se
             raise SystemExit(f"full_retrain failed on {kind}, {days} days ({label}):\n{log.read_text()[-3000:]}")
         rows.append({"listener": kind, "days": days, "num_plays": len(plays), "run": label, "full_retrain": wall, "cpu": cpu, "peak_rss_mib": peak, **step_seconds(home)})
     return rows, figures(root, kind, days)
+
+
+def cap_study(root: Path, kind: str, days: int, caps: list[int], tz: str) -> list[dict]:
+    """Both tasks' backtest folds, each recipe trained on all its training rows and on the newest
+    `cap` rows only: the fits' CPU seconds and the difference in log loss (capped − all rows) with
+    the gate's paired bootstrap interval (sessions resampled for the mood, days for the start).
+    The default `max_train_rows` of the recipes is chosen from these figures."""
+    from ..ml import mood_features, session_features
+    from ..ml.assign import read_centroids
+    from ..ml.backtest import BacktestSettings, Scores
+    from ..ml.classifiers import TrainSettings, _fit_predict, mood_folds, session_folds
+    from ..ml.evaluation import mood_losses, session_losses
+    from ..ml.families import Recipe
+
+    bt = BacktestSettings()
+    settings = TrainSettings((Recipe("xgboost", "mood"),), bt)
+    losses: dict[tuple, list] = defaultdict(list)
+    cpu: dict[tuple, float] = defaultdict(float)
+    groups: dict[str, list] = defaultdict(list)
+    train_rows: dict[str, list] = defaultdict(list)
+
+    def score(task, recipe, train, test, cols, target, time_col, loss_of):
+        for cap in [None, *caps]:
+            started = time.process_time()
+            proba, fitted_classes, _ = _fit_predict(Recipe(recipe.family, recipe.features, max_train_rows=cap), train, test, cols, target, time_col, settings)
+            cpu[(task, recipe.name, cap)] += time.process_time() - started
+            losses[(task, recipe.name, cap)].append(loss_of(proba, fitted_classes))
+
+    history = pd.read_parquet(root / "history.parquet").sort_values("played_at", kind="stable").reset_index(drop=True)
+    window, target = mood_features.DEFAULT_WINDOW, mood_features.TARGET
+    ctx = mood_features.contexts(history, window, tz)
+    for mf in mood_folds(history, ctx, len(read_centroids(root / "models" / "mood_clusters.json")), bt):
+        if len(mf.train) < bt.min_train_rows or len(mf.test) < bt.min_test_rows or mf.train[target].nunique() < 2:
+            continue
+        classes = np.arange(mf.k)
+        groups["mood"].append(mf.test["session_id"].to_numpy())
+        train_rows["mood"].append(len(mf.train))
+
+        def mood_loss(proba, fitted_classes, test=mf.test, classes=classes):
+            aligned = np.zeros((len(test), len(classes)))
+            aligned[:, fitted_classes] = proba
+            return mood_losses(test[target].to_numpy(), aligned, classes)["log_loss"]
+
+        for features in ("mood+audio", "mood"):
+            cols = mood_features.feature_columns(window, classes, audio=features == "mood+audio")
+            score("mood", Recipe("xgboost", features), mf.train, mf.test, cols, target, "played_at", mood_loss)
+    rows = pd.read_parquet(root / "processed" / "session_start_train.parquet").sort_values(["origin", "hour_start"], kind="stable").reset_index(drop=True)
+    target = session_features.TARGET
+    for _, _, _, train, test in session_folds(rows, bt):
+        if len(train) < bt.min_train_rows or len(test) < bt.min_test_rows or train[target].nunique() < 2:
+            continue
+        groups["session"].append(test["origin"].dt.floor("D").to_numpy())
+        train_rows["session"].append(len(train))
+        for family in ("xgboost", "logistic"):
+            score("session", Recipe(family, "session"), train, test, session_features.FEATURE_COLUMNS, target, "origin",
+                  lambda proba, fitted_classes, test=test: session_losses(test[target].to_numpy(), proba[:, fitted_classes.index(1)])["log_loss"])
+    out = []
+    for task in groups:
+        scores = Scores(np.concatenate(groups[task]), {})
+        weights = scores.resample_weights(bt)
+        for (t, name, cap), parts in losses.items():
+            if t != task:
+                continue
+            loss, full = np.concatenate(parts), np.concatenate(losses[(t, name, None)])
+            mean, low, high = scores.interval(loss - full, weights, bt.confidence)
+            out.append({"listener": kind, "days": days, "task": task, "recipe": name, "train_rows": f"{min(train_rows[task]):,}–{max(train_rows[task]):,}",
+                        "cap": cap, "fit_cpu": cpu[(t, name, cap)], "log_loss": float(loss.mean()), "delta": (mean, low, high)})
+    return out
+
+
+def cap_table(rows: list[dict]) -> str:
+    lines = ["| listener | days | task | recipe | fold training rows | cap | fits' CPU s | log loss | Δ vs all rows [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d = "" if r["cap"] is None else f"{r['delta'][0]:+.4f} [{r['delta'][1]:+.4f}, {r['delta'][2]:+.4f}]"
+        lines.append(f"| {r['listener']} | {r['days']} | {r['task']} | {r['recipe']} | {r['train_rows']} | {r['cap'] or 'all'} | {r['fit_cpu']:.1f} | {r['log_loss']:.4f} | {d} |")
+    return "\n".join(lines)
 
 
 def _against(report: dict, rival: str | None, metric: str) -> dict | None:
@@ -173,15 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timezone", default="Europe/Stockholm")
     parser.add_argument("--seed", type=int, default=7, help="draws each listener (its habits too)")
     parser.add_argument("--workdir", type=Path, help="where the data roots go (default: a temporary folder, removed)")
+    parser.add_argument("--train-caps", type=int, nargs="*", default=[], help="also backtest every recipe trained on the newest this many rows only (see cap_study)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="spotify_brain_bench_"))
-    rows, figs = [], []
+    rows, figs, caps = [], [], []
     try:
         for kind in args.listeners:
             for days in args.days:
                 timed, fig = bench(kind, days, args.plays_per_day, args.timezone, workdir, args.seed)
                 rows += timed
                 figs.append(fig)
+                if args.train_caps:
+                    caps += cap_study(workdir / f"data_{kind}_{days}d", kind, days, args.train_caps, args.timezone)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -189,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print("\nBacktest figures of the candidate (Δ = candidate − rival, mean over all test rows; negative is better)")
     print(figures_table(figs))
+    if caps:
+        print("\nTraining rows capped: the fits' CPU seconds over the folds, and log loss capped − all rows (negative: the cap is better)")
+        print(cap_table(caps))
     print("\nTargets")
     print("\n".join(f"- {v}" for v in verdicts(figs)))
     return 0

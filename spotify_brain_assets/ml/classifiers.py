@@ -323,7 +323,10 @@ def _bundle(kind: str, recipe: Recipe, fitted: Fitted, feature_cols: list[str], 
 
 
 def _refit(kind, recipe, rows, feature_cols, target, time_col, trees, settings, report, extra) -> dict:
-    """The candidate refit on every row, with the number of trees its folds chose."""
+    """The candidate refit on every row (the newest `max_train_rows` of them), with the number of
+    trees its folds chose."""
+    if recipe.max_train_rows is not None:
+        rows = rows.iloc[-recipe.max_train_rows :]  # what `fit` keeps: the metadata describes these rows
     fitted = fit(recipe, rows, feature_cols, target, recency_weights(rows[time_col], settings.recency_half_life_days), trees=trees if recipe.family == "xgboost" else None)
     bundle = _bundle(kind, recipe, fitted, feature_cols, rows, target, time_col, extra)
     report["candidate"].update(trained_at=bundle["metadata"]["trained_at"], data_hash=bundle["metadata"]["data_hash"], train_rows=len(rows), classes=fitted.classes)
