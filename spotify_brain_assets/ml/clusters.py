@@ -1,8 +1,9 @@
 """Mood clusters: KMeans over the six cluster features, K chosen by silhouette, ids kept stable.
 
-K is chosen on a fixed-size seeded sample (silhouette on an even smaller one), so the choice costs
-the same on a month or on years of history; the chosen K is then fitted on every play, started
-from the sample's centroids. Everything is seeded: the same plays give the same clusters.
+K is chosen on a fixed-size seeded sample (silhouette on an even smaller one, whose distances are
+computed once for every K), so the choice costs the same on a month or on years of history; the
+chosen K is then fitted on every play, started from the sample's centroids. Everything is seeded:
+the same plays give the same clusters.
 
 Cluster ids are kept across refits: the new centroids are matched one-to-one to the previous
 file's centroids by minimum total distance (Hungarian assignment); a pair closer than
