@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from .defs.automation import HOUSEHOLD_JOB
-from .defs.factory import Listener, household
+from .defs.factory import Listener, household, several
 from .runtime.env import load_env_file
 from .runtime.runs import RunWatchdog, SlotWaitTimeout, prepare_instance, run_tags, slot_run, wait_for_writer_slot
 from .sources import authorize
@@ -66,7 +66,7 @@ def listeners(name: str | None = None) -> list[Listener]:
     every = household()
     if name is None:
         return every
-    if every[0].name is None:
+    if not several(every):
         raise ValueError(f"--listener {name}: there is no listeners.yaml, so there is one listener (README, 'Several listeners')")
     chosen = [listener for listener in every if listener.name == name]
     if not chosen:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         except SlotWaitTimeout as exc:
             _say(f"error: {exc}")
             waited_out = True
-    if chosen[0].name is not None:
+    if several(chosen):
         results.append(run_household(instance))
     return 75 if waited_out else 0 if all(results) else 1
 

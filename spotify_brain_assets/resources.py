@@ -2,7 +2,6 @@
 
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
@@ -11,7 +10,7 @@ import pandas as pd
 from .listeners.config import ListenerSettings
 from .sources.base import ListeningSource
 from .sources.demo import DemoListener
-from .storage.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataPaths
+from .storage.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, DataPaths, data_root_from_env, listener_root
 
 TIMEZONE_ENV = "SPOTIFY_BRAIN_TIMEZONE"
 SOURCE_ENV = "SPOTIFY_BRAIN_SOURCE"
@@ -54,7 +53,7 @@ class DataStore(dg.ConfigurableResource):
 
     def for_listener(self, listener: ListenerSettings) -> "DataStore":
         """A household listener's own data root, `<data root>/listeners/<name>/`, in its own timezone."""
-        return DataStore(root=str(Path(self.root).expanduser() / "listeners" / listener.name), timezone=listener.timezone or self.timezone)
+        return DataStore(root=str(listener_root(self.root, listener.name)), timezone=listener.timezone or self.timezone)
 
 
 def frozen_clock(clock: str, variable: str = CLOCK_ENV) -> pd.Timestamp:
@@ -79,12 +78,17 @@ class ListeningSourceResource(dg.ConfigurableResource):
     def now(self) -> pd.Timestamp:
         return frozen_clock(self.clock) if self.clock else pd.Timestamp(datetime.now(timezone.utc))
 
+
+class HouseholdSourcesResource(ListeningSourceResource):
+    """The listeners of listeners.yaml: each one's assets get its own source (`for_listener`)."""
+
+    demo_clock: str | None = None  # freezes the demo listeners' clock (SPOTIFY_BRAIN_DEMO_CLOCK)
+
     def for_listener(self, listener: ListenerSettings) -> "ListeningSourceResource":
         """A household listener's own source: its demo person, or Spotify with the credentials its variables hold."""
         if listener.source == "demo":
-            return DemoListenerResource(seed=listener.demo_seed, clock=getattr(self, "demo_clock", None) or self.clock)
+            return DemoListenerResource(seed=listener.demo_seed, clock=self.demo_clock or self.clock)
         from .sources.spotify_resource import ACCOUNTS_URL_ENV, API_URL_ENV, RECCOBEATS_URL_ENV, TOKEN_FILE, SpotifyResource
-        from .storage.paths import data_root_from_env
 
         missing = listener.missing_variables()
         if missing:
@@ -97,15 +101,9 @@ class ListeningSourceResource(dg.ConfigurableResource):
             accounts_url=os.environ.get(ACCOUNTS_URL_ENV) or None,
             api_url=os.environ.get(API_URL_ENV) or None,
             reccobeats_url=os.environ.get(RECCOBEATS_URL_ENV) or None,
-            token_file=str(Path(data_root_from_env()).expanduser() / "listeners" / listener.name / TOKEN_FILE),
+            token_file=str(listener_root(data_root_from_env(), listener.name) / TOKEN_FILE),
             clock=self.clock,
         )
-
-
-class HouseholdSourcesResource(ListeningSourceResource):
-    """The listeners of listeners.yaml: each one's assets get its own source (`for_listener`)."""
-
-    demo_clock: str | None = None  # freezes the demo listeners' clock (SPOTIFY_BRAIN_DEMO_CLOCK)
 
     def source(self, timezone: str) -> ListeningSource:
         raise RuntimeError("a household has one source per listener: materialize a listener's assets (alice/ingestions)")

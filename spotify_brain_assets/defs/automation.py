@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ..runtime.runs import reap, slot_run
-from .factory import Listener, household
+from .factory import Listener, household, several
 
 SLOT = pd.Timedelta(minutes=30)
 #: the incremental slice: a new ingestion partition and everything refreshed from it
@@ -52,7 +52,7 @@ def slot_requests(instance: dg.DagsterInstance, listeners: list[Listener], key: 
 
 
 def slot_sensor(listeners: list[Listener], jobs: list) -> dg.SensorDefinition:
-    household_page = listeners[0].name is not None
+    household_page = several(listeners)
 
     @dg.sensor(name="ingestion_slot_sensor", jobs=jobs, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
     def ingestion_slot_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -110,7 +110,7 @@ def defs() -> dg.Definitions:
     updates = [update_job(listener) for listener in listeners]
     retrains = [full_retrain_job(listener) for listener in listeners]
     household_jobs = []
-    if listeners[0].name is not None:
+    if several(listeners):
         household_jobs = [dg.define_asset_job(HOUSEHOLD_JOB, selection=dg.AssetSelection.groups(HOUSEHOLD_JOB), description="Refresh the household page.")]
     return dg.Definitions(
         jobs=[*updates, *retrains, *household_jobs],

@@ -31,6 +31,11 @@ LISTENER_TAG = "spotify_brain/listener"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def scoped(listener: str | None, name: str) -> str:
+    """A job, schedule, sensor or partitions name of a listener (`alice__update`); as is for the one listener."""
+    return f"{listener}__{name}" if listener else name
+
+
 @dataclass(frozen=True)
 class Listener:
     """Whose graph a definition belongs to; `settings` is None for the one listener without listeners.yaml."""
@@ -48,7 +53,7 @@ class Listener:
         return f"{self.name}_{layer}" if self.name else layer
 
     def job(self, kind: str) -> str:
-        return f"{self.name}__{kind}" if self.name else kind
+        return scoped(self.name, kind)
 
     @property
     def pool(self) -> str:
@@ -56,7 +61,7 @@ class Listener:
 
     @cached_property
     def partitions(self) -> dg.DynamicPartitionsDefinition:
-        return dg.DynamicPartitionsDefinition(name=f"{self.name}__ingestions") if self.name else INGESTION_PARTITIONS
+        return dg.DynamicPartitionsDefinition(name=self.job(INGESTION_PARTITIONS.name)) if self.name else INGESTION_PARTITIONS
 
     @property
     def run_tags(self) -> dict[str, str]:
@@ -104,6 +109,11 @@ def household(repo_root: Path = REPO_ROOT) -> list[Listener]:
     return [Listener(s) for s in settings] if settings else [Listener()]
 
 
+def several(listeners: list[Listener]) -> bool:
+    """A household of listeners.yaml, rather than the one listener."""
+    return listeners[0].name is not None
+
+
 def listener_of(key: dg.AssetKey) -> str | None:
     """The listener an asset key belongs to (None: the one listener)."""
     return key.path[0] if len(key.path) > 1 else None
@@ -115,8 +125,7 @@ def sibling(key: dg.AssetKey, asset: str) -> dg.AssetKey:
 
 
 def ingestion_partitions_name(key: dg.AssetKey) -> str:
-    name = listener_of(key)
-    return f"{name}__ingestions" if name else INGESTION_PARTITIONS.name
+    return scoped(listener_of(key), INGESTION_PARTITIONS.name)
 
 
 def _name(dep: Any) -> str:

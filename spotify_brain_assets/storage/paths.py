@@ -17,6 +17,11 @@ def data_root_from_env() -> str:
     return os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
 
 
+def listener_root(root: str | os.PathLike, name: str) -> Path:
+    """A household listener's data root inside the deployment's: `<data root>/listeners/<name>/`."""
+    return Path(root).expanduser() / "listeners" / name
+
+
 @dataclass(frozen=True)
 class DataPaths:
     root: Path

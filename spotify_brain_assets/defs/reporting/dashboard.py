@@ -18,7 +18,7 @@ from ...listeners.config import ListenerSettings
 from ...resources import DataStore, ListeningSourceResource, env_or
 from ...storage.files import read_json, read_parquet_or_empty, write_text, writer_lock
 from ...storage.paths import DataPaths
-from ..factory import listener_asset, listener_of, per_listener, sibling
+from ..factory import listener_asset, listener_of, per_listener, scoped, sibling
 from ..common import retried_on_network_errors, table
 
 RECAP_PAGE = "recap.html"
@@ -111,7 +111,7 @@ def scheduled_jobs(instance: dg.DagsterInstance, listener: str | None = None) ->
     beats = instance.get_daemon_heartbeats()
     stopped = {state.instigator_name for state in instance.all_instigator_state() if not state.is_running}
     fresh = {daemon for daemon, beat in beats.items() if time.time() - beat.timestamp < HEARTBEAT_FRESH_SECONDS}
-    own = {"full_retrain_daily": f"{listener}__full_retrain_daily"} if listener else {}  # a household listener's schedule
+    own = {"full_retrain_daily": scoped(listener, "full_retrain_daily")}  # a household listener's schedule is its own
     return frozenset(job for job, (daemon, trigger) in TRIGGERS.items() if daemon in fresh and own.get(trigger, trigger) not in stopped)
 
 

@@ -7,7 +7,7 @@ from ...plays.store import history_or_empty
 from ...resources import DataStore, ListeningSourceResource
 from ...storage.files import CorruptFileError, read_json
 from ..common import path_metadata
-from ..factory import household
+from ..factory import household, several
 
 GROUP = "household"  # the asset's group; the job that refreshes it has the same name
 
@@ -19,14 +19,13 @@ def member(store: DataStore, listener) -> HouseholdMember:
         clusters = read_json(paths.mood_clusters, None)
     except CorruptFileError:
         clusters = None  # moods unnamed until the next retrain rewrites the file
-    settings = listener.settings
-    return HouseholdMember(settings.name, history_or_empty(paths), share=True, display_name=settings.display_name, clusters=clusters)
+    return HouseholdMember(listener.name, history_or_empty(paths), share=True, display_name=listener.settings.display_name, clusters=clusters)
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     listeners = household()
-    if listeners[0].name is None:
+    if not several(listeners):
         return dg.Definitions()
     sharing = [listener for listener in listeners if listener.settings.share]
 
